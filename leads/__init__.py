@@ -1,0 +1,37 @@
+"""The leads service: a patient's inquiry, kept, matched to clinics and followed through."""
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import load_config
+
+
+def create_app(**overrides) -> Flask:
+    """The app factory; `overrides` replace settings read from the environment."""
+    from leads import cli, models  # noqa: F401  (models registers the tables)
+    from leads.api import register_blueprints
+    from leads.errors import register_error_handlers
+    from leads.extensions import api, db, limiter, migrate
+
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(load_config(**overrides))
+    logging.basicConfig(level=app.config["LOG_LEVEL"],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if app.config["TRUST_PROXY_HOPS"]:
+        hops = app.config["TRUST_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        Path(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True)
+    limiter.init_app(app)
+    api.init_app(app)
+    register_error_handlers(app)
+    register_blueprints(app)
+    cli.register(app)
+    return app

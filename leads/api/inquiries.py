@@ -1,0 +1,114 @@
+"""The patient's front door: submit an inquiry, follow it with the status link."""
+
+from flask import current_app, g, request
+from flask.views import MethodView
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from webargs.flaskparser import abort
+
+from leads.api.parsing import Blueprint
+from leads.extensions import db, limiter
+from leads.idempotency import MAX_KEY_LENGTH, KeyReused, fingerprint, remember_answer, stored_answer
+from leads.intake import accept_inquiry
+from leads.credentials import matches
+from leads.models import Lead
+from leads.schemas.inquiry import (
+    InquiryAcceptedSchema, InquirySchema, InquiryStatusSchema, InquiryTokenQuerySchema,
+)
+
+blp = Blueprint(
+    "inquiries", __name__, url_prefix="/api/v1/inquiries",
+    description="Patients submit an inquiry and follow it with the link they are sent.",
+)
+
+
+def _counts_against_limit(response) -> bool:
+    # Only inquiries that create a lead use up the allowance; replays and refusals do not.
+    return response.status_code == 202 and not g.get("idempotent_replay", False)
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        abort(422, messages={"Idempotency-Key": [f"Must be 1 to {MAX_KEY_LENGTH} characters."]})
+    return key
+
+
+def _replay(key: str, request_hash: str):
+    try:
+        answer = stored_answer(key, request_hash)
+    except KeyReused:
+        abort(422, messages={"Idempotency-Key": ["Already used with a different body."]})
+    if answer is not None:
+        g.idempotent_replay = True
+        db.session.commit()
+        return answer.body, answer.status_code
+    return None
+
+
+@blp.route("")
+class Inquiries(MethodView):
+    decorators = [limiter.limit(
+        lambda: current_app.config["INQUIRY_RATE_LIMIT"], deduct_when=_counts_against_limit,
+    )]
+
+    @blp.arguments(InquirySchema)
+    @blp.response(202, InquiryAcceptedSchema)
+    @blp.alt_response(400, description="The body is not valid JSON.")
+    @blp.alt_response(413, description="The body is over 64 KiB.")
+    @blp.alt_response(415, description="The body is not application/json.")
+    @blp.alt_response(422, description="Invalid fields, each named in `errors`.")
+    @blp.alt_response(429, description="Too many inquiries from this address; see Retry-After.")
+    def post(self, form):
+        """Submit an inquiry. Accepted means kept: the lead is stored before 202 is answered."""
+        key = _idempotency_key()
+        request_hash = fingerprint(request.get_json())
+        if key and (replayed := _replay(key, request_hash)):
+            return replayed
+
+        accepted = accept_inquiry(form)
+        reference = accepted.lead.reference
+        body = {
+            "reference": reference,
+            "status": "received",
+            "status_url": f"{current_app.config['PUBLIC_BASE_URL']}/api/v1/inquiries/"
+                          f"{reference}?token={accepted.status_token}",
+        }
+        if key:
+            remember_answer(key, request_hash, 202, body)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            # A twin request with the same key committed first: answer what it answered.
+            if key and (replayed := _replay(key, request_hash)):
+                return replayed
+            raise
+        return body, 202
+
+
+@blp.route("/<string:reference>")
+class InquiryStatus(MethodView):
+    @blp.arguments(InquiryTokenQuerySchema, location="query")
+    @blp.response(200, InquiryStatusSchema)
+    @blp.alt_response(404, description="Unknown reference, or a wrong or missing token.")
+    def get(self, query, reference):
+        """What the patient may see of their own inquiry."""
+        lead = db.session.scalar(select(Lead).where(Lead.reference == reference.upper()))
+        if lead is None or not query["token"] or not matches(query["token"], lead.status_token_hash):
+            abort(404, message="No inquiry with that reference and token.")
+        return {
+            "reference": lead.reference,
+            # The honeypot must not tell a bot it was caught.
+            "status": "received" if lead.status == "spam" else lead.status,
+            "treatment": lead.treatment,
+            "created_at": lead.created_at,
+            "updated_at": lead.updated_at,
+            "referrals": [
+                {"clinic": referral.clinic, "status": referral.status, "quotes": referral.quotes}
+                for referral in lead.referrals
+            ],
+        }

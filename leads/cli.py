@@ -1,0 +1,59 @@
+"""Operator commands (CONTRACT §1): `flask --app wsgi seed-demo | users create | clinics issue-key`."""
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from leads.auth import issue_clinic_key, issue_staff_token
+from leads.extensions import db
+from leads.models import ROLES, Clinic, User
+
+users = AppGroup("users", help="Staff users.")
+clinics = AppGroup("clinics", help="Partner clinics.")
+
+
+@users.command("create")
+@click.option("--email", required=True, help="The user's e-mail address.")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="What the user may do.")
+def create_user(email: str, role: str) -> None:
+    """Create a staff user and print their API token once."""
+    email = email.strip().lower()
+    if db.session.scalar(select(User).where(User.email == email)) is not None:
+        raise click.ClickException(f"a user with e-mail {email} exists already")
+    user = User(email=email, role=role)
+    db.session.add(user)
+    token = issue_staff_token(user)
+    db.session.commit()
+    click.echo(token)
+
+
+@clinics.command("issue-key")
+@click.argument("clinic_id", type=int)
+def issue_key(clinic_id: int) -> None:
+    """Print a new API key for a clinic once."""
+    clinic = db.session.get(Clinic, clinic_id)
+    if clinic is None:
+        raise click.ClickException(f"no clinic with id {clinic_id}")
+    _, secret = issue_clinic_key(clinic)
+    db.session.commit()
+    click.echo(secret)
+
+
+@click.command("seed-demo")
+def seed_demo_command() -> None:
+    """Load the demo catalogue; running it again changes nothing."""
+    from leads.demo import seed_demo
+
+    admin_token = seed_demo()
+    db.session.commit()
+    if admin_token:
+        click.echo(f"admin token (shown once): {admin_token}")
+    else:
+        click.echo("demo catalogue already loaded; nothing changed")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(users)
+    app.cli.add_command(clinics)
+    app.cli.add_command(seed_demo_command)

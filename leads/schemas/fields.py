@@ -1,0 +1,96 @@
+"""marshmallow fields for the codes and formats the contract fixes (CONTRACT §2)."""
+
+import phonenumbers
+import pycountry
+from email_validator import EmailNotValidError, validate_email
+from marshmallow import ValidationError, fields
+
+
+class Text(fields.String):
+    """A string with surrounding white space removed; blank counts as missing."""
+
+    def __init__(self, *, min_length: int | None = None, max_length: int | None = None, **kw):
+        self.min_length = min_length
+        self.max_length = max_length
+        metadata = kw.pop("metadata", {})
+        if min_length is not None:
+            metadata.setdefault("minLength", min_length)
+        if max_length is not None:
+            metadata.setdefault("maxLength", max_length)
+        super().__init__(metadata=metadata, **kw)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not text and self.required:
+            raise ValidationError("Must not be blank.")
+        if self.min_length is not None and len(text) < self.min_length:
+            raise ValidationError(f"Must be at least {self.min_length} characters.")
+        if self.max_length is not None and len(text) > self.max_length:
+            raise ValidationError(f"Must be at most {self.max_length} characters.")
+        return text
+
+
+class _Code(fields.String):
+    """An ISO code looked up in pycountry; answered in its canonical case."""
+
+    lookup = None
+    length = 2
+    upper = True
+    what = "code"
+
+    def __init__(self, **kw):
+        metadata = kw.pop("metadata", {})
+        metadata.setdefault("minLength", self.length)
+        metadata.setdefault("maxLength", self.length)
+        super().__init__(metadata=metadata, **kw)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        code = super()._deserialize(value, attr, data, **kwargs).strip()
+        code = code.upper() if self.upper else code.lower()
+        if len(code) != self.length or type(self).lookup(code) is None:
+            raise ValidationError(f"Unknown {self.what} {value!r}.")
+        return code
+
+
+class Country(_Code):
+    what = "ISO 3166-1 alpha-2 country code"
+    lookup = staticmethod(lambda code: pycountry.countries.get(alpha_2=code))
+
+
+class Language(_Code):
+    what = "ISO 639-1 language code"
+    upper = False
+    lookup = staticmethod(lambda code: pycountry.languages.get(alpha_2=code))
+
+
+class Currency(_Code):
+    what = "ISO 4217 currency code"
+    length = 3
+    lookup = staticmethod(lambda code: pycountry.currencies.get(alpha_3=code))
+
+
+class Email(fields.String):
+    def __init__(self, **kw):
+        metadata = kw.pop("metadata", {})
+        metadata.setdefault("format", "email")
+        metadata.setdefault("maxLength", 254)
+        super().__init__(metadata=metadata, **kw)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        try:
+            return validate_email(text, check_deliverability=False).normalized
+        except EmailNotValidError as error:
+            raise ValidationError(f"Not a valid e-mail address: {error}") from None
+
+
+def parse_phone(raw: str, country: str | None) -> str:
+    """A phone number in E.164; without a leading + it is read as a number of `country`."""
+    region = None if raw.strip().startswith("+") else country
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        raise ValidationError("Not a phone number.") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError("Not a valid phone number" + (f" for {country}." if region else "."))
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,147 @@
+"""The patient's inquiry form (CONTRACT §3) and what a patient is answered."""
+
+from datetime import date
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, \
+    validates_schema
+
+from leads.catalogue import find_active_treatment
+from leads.schemas.fields import Country, Currency, Email, Language, Text, parse_phone
+
+CONTACT_PREFERENCES = ("email", "phone", "whatsapp")
+
+
+class PatientSchema(Schema):
+    first_name = Text(required=True, max_length=100)
+    last_name = Text(required=True, max_length=100)
+    email = Email(required=True)
+    phone = fields.String(allow_none=True, metadata={"maxLength": 40, "example": "+1 415 555 0100"})
+    country = Country(required=True)
+    language = Language(allow_none=True)
+    birth_year = fields.Integer(
+        allow_none=True, strict=True, validate=validate.Range(min=1900, max=date.today().year)
+    )
+
+    @validates_schema(skip_on_field_errors=False)
+    def check_phone(self, data, **kwargs):
+        phone = data.get("phone")
+        if phone:
+            try:
+                data["phone"] = parse_phone(phone, data.get("country"))
+            except ValidationError as error:
+                raise ValidationError(error.messages, field_name="phone") from None
+
+
+class BudgetSchema(Schema):
+    amount = fields.Decimal(
+        required=True, places=2, allow_nan=False,
+        validate=validate.Range(min=0, max=10_000_000_000, error="Must be between 0 and 10,000,000,000."),
+        metadata={"type": "number", "minimum": 0},
+    )
+    currency = Currency(required=True)
+
+
+class TravelWindowSchema(Schema):
+    earliest = fields.Date(allow_none=True)
+    latest = fields.Date(allow_none=True)
+
+    @validates_schema(skip_on_field_errors=True)
+    def check_order(self, data, **kwargs):
+        earliest, latest = data.get("earliest"), data.get("latest")
+        if latest is not None and latest < date.today():
+            raise ValidationError("The travel window has already ended.", field_name="latest")
+        if earliest is not None and latest is not None and latest < earliest:
+            raise ValidationError("Ends before it starts.", field_name="latest")
+
+
+class ConsentSchema(Schema):
+    data_processing = fields.Boolean(required=True)
+    share_with_clinics = fields.Boolean(load_default=False)
+    marketing = fields.Boolean(load_default=False)
+
+    @validates("data_processing")
+    def must_consent(self, value, data_key):
+        if value is not True:
+            raise ValidationError("Consent to data processing is required.")
+
+
+class SourceSchema(Schema):
+    utm_source = Text(allow_none=True, max_length=200)
+    utm_medium = Text(allow_none=True, max_length=200)
+    utm_campaign = Text(allow_none=True, max_length=200)
+    utm_term = Text(allow_none=True, max_length=200)
+    utm_content = Text(allow_none=True, max_length=200)
+    landing_page = Text(allow_none=True, max_length=500)
+    referrer = Text(allow_none=True, max_length=500)
+
+
+class InquirySchema(Schema):
+    patient = fields.Nested(PatientSchema, required=True)
+    treatment = Text(required=True, max_length=100)
+    condition = Text(required=True, min_length=20, max_length=5000)
+    has_imaging = fields.Boolean(allow_none=True)
+    destinations = fields.List(
+        Country(), allow_none=True, validate=validate.Length(max=5, error="At most 5 destinations.")
+    )
+    budget = fields.Nested(BudgetSchema, allow_none=True)
+    travel_window = fields.Nested(TravelWindowSchema, allow_none=True)
+    contact_preference = fields.String(allow_none=True, validate=validate.OneOf(CONTACT_PREFERENCES))
+    consent = fields.Nested(ConsentSchema, required=True)
+    source = fields.Nested(SourceSchema, allow_none=True)
+    website = fields.String(allow_none=True, metadata={"description": "Leave empty."})
+
+    @validates("treatment")
+    def known_treatment(self, value, data_key):
+        if find_active_treatment(value) is None:
+            raise ValidationError(f"Unknown or inactive treatment {value!r}.")
+
+    @post_load
+    def tidy(self, data, **kwargs):
+        # One row per destination: repeats in the form mean the same country.
+        data["destinations"] = list(dict.fromkeys(data.get("destinations") or []))
+        return data
+
+
+class InquiryAcceptedSchema(Schema):
+    reference = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": ["received"]})
+    status_url = fields.String(required=True)
+
+
+class PublicQuoteSchema(Schema):
+    amount = fields.Decimal(as_string=False, places=2, metadata={"type": "number"})
+    currency = fields.String()
+    includes = fields.List(fields.String())
+    valid_until = fields.Date(allow_none=True)
+    notes = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class PublicClinicSchema(Schema):
+    name = fields.String()
+    city = fields.String()
+    country = fields.String()
+
+
+class PublicReferralSchema(Schema):
+    clinic = fields.Nested(PublicClinicSchema)
+    status = fields.String()
+    quotes = fields.List(fields.Nested(PublicQuoteSchema))
+
+
+class PublicTreatmentRefSchema(Schema):
+    slug = fields.String()
+    name = fields.String()
+
+
+class InquiryStatusSchema(Schema):
+    reference = fields.String()
+    status = fields.String()
+    treatment = fields.Nested(PublicTreatmentRefSchema)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    referrals = fields.List(fields.Nested(PublicReferralSchema))
+
+
+class InquiryTokenQuerySchema(Schema):
+    token = fields.String(load_default="")
