@@ -1,12 +1,12 @@
 """The leads service: a patient's inquiry, kept, matched to clinics and followed through."""
 
-import logging
 from pathlib import Path
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import load_config
+from leads.logs import configure_logging
 
 
 def create_app(**overrides) -> Flask:
@@ -18,8 +18,7 @@ def create_app(**overrides) -> Flask:
 
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(load_config(**overrides))
-    logging.basicConfig(level=app.config["LOG_LEVEL"],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(app.config["LOG_LEVEL"])
     if app.config["TRUST_PROXY_HOPS"]:
         hops = app.config["TRUST_PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)

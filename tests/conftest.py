@@ -1,0 +1,199 @@
+"""Shared fixtures. The suite runs once per database: SQLite by default, PostgreSQL when
+TEST_DATABASE_URL names a server (a fresh database is created on it and dropped after)."""
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_BASE = os.environ.get("TEST_DATABASE_URL", "")
+# Redis databases of our own, one per leg, so parallel runs of the legs do not collide.
+REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "11"))
+REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+
+
+def _create_database(tmp_path_factory) -> tuple[str, callable]:
+    if not SERVER_BASE:
+        path = tmp_path_factory.mktemp("db") / "leads.db"
+        return f"sqlite:///{path}", lambda: None
+    name = f"leads_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(make_url(SERVER_BASE).set(database="postgres"),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return str(make_url(SERVER_BASE).set(database=name).render_as_string(hide_password=False)), drop
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    url, drop = _create_database(tmp_path_factory)
+    yield url
+    drop()
+
+
+@pytest.fixture(scope="session")
+def test_env(database_url):
+    """The environment every process under test (app, server, worker) is given."""
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "SECRET_KEY": "test-secret",
+        "PUBLIC_BASE_URL": "http://testserver",
+        "LOG_LEVEL": "WARNING",
+    }
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    yield env
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def app(test_env):
+    from flask_migrate import upgrade
+
+    from leads import create_app
+
+    app = create_app()
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request):
+    """Every test starts with empty tables and an empty Redis database."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    from leads.extensions import db
+
+    with app.app_context():
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if db.engine.dialect.name == "postgresql":
+                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    conn.execute(text(f"DELETE FROM {table}"))
+    try:
+        redis.Redis.from_url(REDIS_URL).flushdb()
+    except redis.RedisError:
+        pass
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def db_session(app):
+    """A session of the test's own, outside any app context, so requests made by the test
+    client get a fresh context (and `g`) each, as they do in production."""
+    from sqlalchemy.orm import Session
+
+    from leads.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+    with Session(engine) as session:
+        yield session
+
+
+@pytest.fixture
+def demo(app):
+    """The demo catalogue; returns the admin's token."""
+    from leads.demo import seed_demo
+    from leads.extensions import db
+
+    with app.app_context():
+        token = seed_demo()
+        db.session.commit()
+    return token
+
+
+def inquiry_body(**changes) -> dict:
+    """A valid inquiry with a unique e-mail; `changes` replace top-level keys."""
+    body = {
+        "patient": {
+            "first_name": "Ana", "last_name": "Ruiz",
+            "email": f"ana.{uuid.uuid4().hex[:10]}@example.org",
+            "phone": "+1 415 555 0100", "country": "US", "language": "es", "birth_year": 1961,
+        },
+        "treatment": "stem-cell-spine-arthritis",
+        "condition": "Facet joint arthritis L4-L5 confirmed by X-ray, pain for 3 years.",
+        "has_imaging": True,
+        "destinations": ["MX", "PA"],
+        "budget": {"amount": 12000, "currency": "USD"},
+        "travel_window": {"earliest": "2027-02-01", "latest": "2027-04-30"},
+        "contact_preference": "email",
+        "consent": {"data_processing": True, "share_with_clinics": True, "marketing": False},
+        "source": {"utm_source": "google", "utm_campaign": "spine", "landing_page": "/stem-cell-spine"},
+        "website": "",
+    }
+    body.update(changes)
+    return body
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+@pytest.fixture
+def gunicorn_server(app, test_env):
+    """Starts `gunicorn wsgi:app` with several workers; yields a function giving its base URL."""
+    started = []
+
+    def start(workers: int = 4, **extra_env) -> str:
+        port = free_port()
+        env = {**os.environ, **test_env, **extra_env}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+             "wsgi:app"], cwd=ROOT, env=env,
+        )
+        started.append(process)
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/healthz")
+        return base
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(timeout=20)

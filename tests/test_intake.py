@@ -1,0 +1,185 @@
+"""POST /api/v1/inquiries: accepted means kept, and the edges of the front door."""
+
+import json
+import logging
+
+from sqlalchemy import func, select
+
+from leads.models import Lead, OutboxMessage, TimelineEvent
+from tests.conftest import inquiry_body
+
+PROBLEM = "application/problem+json"
+
+
+def post(client, body, **kw):
+    return client.post("/api/v1/inquiries", json=body, **kw)
+
+
+def count(session, model, *where):
+    return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_accepted_inquiry_is_kept_with_its_event_and_outbox_row(client, demo, db_session):
+    response = post(client, inquiry_body())
+    assert response.status_code == 202
+    answer = response.get_json()
+    assert answer["status"] == "received"
+    assert answer["reference"].startswith("MT-")
+    assert f"/api/v1/inquiries/{answer['reference']}?token=" in answer["status_url"]
+
+    lead = db_session.scalar(select(Lead).where(Lead.reference == answer["reference"]))
+    assert lead.status == "received"
+    assert lead.destinations == ["MX", "PA"]
+    assert lead.phone == "+14155550100"
+    assert [e.kind for e in lead.timeline] == ["received"]
+    outbox = db_session.scalars(select(OutboxMessage)).all()
+    assert [(o.task, o.payload) for o in outbox] == [("process_lead", {"lead_id": lead.id})]
+
+
+def test_status_link_shows_the_patient_their_lead(client, demo):
+    answer = post(client, inquiry_body()).get_json()
+    path = answer["status_url"].removeprefix("http://testserver")
+    view = client.get(path)
+    assert view.status_code == 200
+    data = view.get_json()
+    assert data["reference"] == answer["reference"]
+    assert data["status"] == "received"
+    assert data["treatment"]["slug"] == "stem-cell-spine-arthritis"
+    assert data["referrals"] == []
+    assert "email" not in json.dumps(data)
+
+
+def test_wrong_or_missing_token_answers_404(client, demo):
+    reference = post(client, inquiry_body()).get_json()["reference"]
+    for url in (f"/api/v1/inquiries/{reference}", f"/api/v1/inquiries/{reference}?token=nope",
+                "/api/v1/inquiries/MT-0000000?token=nope"):
+        response = client.get(url)
+        assert response.status_code == 404
+        assert response.mimetype == PROBLEM
+
+
+def test_honeypot_answers_the_same_but_marks_spam_without_work(client, demo, db_session):
+    response = post(client, inquiry_body(website="http://buy-pills.example"))
+    assert response.status_code == 202
+    answer = response.get_json()
+    assert set(answer) == {"reference", "status", "status_url"}
+    assert answer["status"] == "received"
+    lead = db_session.scalar(select(Lead).where(Lead.reference == answer["reference"]))
+    assert lead.status == "spam"
+    assert count(db_session, OutboxMessage) == 0
+    # The patient-facing view does not tell a bot it was caught.
+    path = answer["status_url"].removeprefix("http://testserver")
+    assert client.get(path).get_json()["status"] == "received"
+
+
+def test_second_inquiry_within_30_days_is_a_duplicate_shown_on_the_first(client, demo, db_session):
+    first_body = inquiry_body()
+    first = post(client, first_body).get_json()["reference"]
+    again = inquiry_body(patient={**first_body["patient"], "email": first_body["patient"]["email"].upper()})
+    response = post(client, again)
+    assert response.status_code == 202
+    second = response.get_json()["reference"]
+    original = db_session.scalar(select(Lead).where(Lead.reference == first))
+    duplicate = db_session.scalar(select(Lead).where(Lead.reference == second))
+    assert duplicate.status == "duplicate"
+    assert duplicate.duplicate_of_id == original.id
+    assert original.status == "received"
+    events = {e.kind: e.data for e in original.timeline}
+    assert events["duplicate_received"] == {"lead_id": duplicate.id, "reference": second}
+
+
+def test_same_person_other_treatment_is_not_a_duplicate(client, demo, db_session):
+    body = inquiry_body()
+    post(client, body)
+    other = inquiry_body(treatment="dental-implants", patient=body["patient"])
+    reference = post(client, other).get_json()["reference"]
+    assert db_session.scalar(select(Lead.status).where(Lead.reference == reference)) == "received"
+
+
+def test_malformed_json_answers_400(client, demo):
+    response = client.post("/api/v1/inquiries", data='{"patient": ', content_type="application/json")
+    assert response.status_code == 400
+    assert response.mimetype == PROBLEM
+    assert response.get_json()["status"] == 400
+
+
+def test_wrong_content_type_answers_415(client, demo):
+    response = client.post("/api/v1/inquiries", data=json.dumps(inquiry_body()),
+                           content_type="text/plain")
+    assert response.status_code == 415
+    assert response.mimetype == PROBLEM
+
+
+def test_body_over_64_kib_answers_413(client, demo, db_session):
+    body = inquiry_body(condition="a" * (65 * 1024))
+    response = post(client, body)
+    assert response.status_code == 413
+    assert response.mimetype == PROBLEM
+    assert count(db_session, Lead) == 0
+
+
+def test_eleventh_inquiry_in_a_minute_answers_429_with_retry_after(client, demo):
+    for _ in range(10):
+        assert post(client, inquiry_body()).status_code == 202
+    response = post(client, inquiry_body())
+    assert response.status_code == 429
+    assert response.mimetype == PROBLEM
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_refused_inquiries_do_not_use_up_the_allowance(client, demo):
+    for _ in range(12):
+        assert post(client, inquiry_body(condition="too short")).status_code == 422
+    assert post(client, inquiry_body()).status_code == 202
+
+
+def test_idempotency_key_replays_the_first_answer(client, demo, db_session):
+    body = inquiry_body()
+    first = post(client, body, headers={"Idempotency-Key": "abc-123"})
+    again = post(client, body, headers={"Idempotency-Key": "abc-123"})
+    assert first.status_code == again.status_code == 202
+    assert first.get_json() == again.get_json()
+    assert count(db_session, Lead) == 1
+    assert count(db_session, OutboxMessage) == 1
+
+
+def test_idempotency_key_with_another_body_answers_422(client, demo, db_session):
+    post(client, inquiry_body(), headers={"Idempotency-Key": "k-1"})
+    response = post(client, inquiry_body(), headers={"Idempotency-Key": "k-1"})
+    assert response.status_code == 422
+    assert "Idempotency-Key" in response.get_json()["errors"]
+    assert count(db_session, Lead) == 1
+
+
+def test_intake_log_at_debug_holds_no_patient_data(client, demo, caplog):
+    body = inquiry_body()
+    body["patient"]["phone"] = "+34 612 345 678"
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, "sqlalchemy.engine"):
+        assert post(client, body).status_code == 202
+        assert post(client, body, headers={"Idempotency-Key": "log-1"}).status_code == 202
+    log = caplog.text
+    assert "INSERT INTO leads" in log  # the capture really saw the intake's SQL
+    for secret in (body["patient"]["email"], "612 345 678", "+34612345678", body["condition"],
+                   "Facet joint"):
+        assert secret not in log
+
+
+def test_treatments_lists_only_active_ones_to_patients(client, demo, db_session):
+    from leads.models import Treatment
+
+    db_session.add(Treatment(slug="retired-therapy", name="Retired", specialty="other",
+                             active=False))
+    db_session.commit()
+    listed = client.get("/api/v1/treatments").get_json()
+    slugs = {t["slug"] for t in listed}
+    assert "stem-cell-spine-arthritis" in slugs and "retired-therapy" not in slugs
+    assert all(set(t) == {"slug", "name", "specialty"} for t in listed)
+    staff = client.get("/api/v1/treatments", headers={"Authorization": f"Bearer {demo}"}).get_json()
+    assert {"slug": "retired-therapy", "name": "Retired", "specialty": "other",
+            "active": False} in staff
+
+
+def test_every_event_is_timestamped_in_utc(client, demo, db_session):
+    post(client, inquiry_body())
+    event = db_session.scalars(select(TimelineEvent)).one()
+    assert event.at.utcoffset().total_seconds() == 0

@@ -1,0 +1,60 @@
+"""Intake against a real multi-worker gunicorn server."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from sqlalchemy import func, select
+
+from leads.models import IdempotencyRecord, Lead, OutboxMessage
+from tests.conftest import free_port, inquiry_body
+
+
+def test_twenty_concurrent_repeats_of_one_key_create_one_lead(gunicorn_server, demo, db_session):
+    base = gunicorn_server(workers=4)
+    body = inquiry_body()
+
+    def send(_):
+        return requests.post(base + "/api/v1/inquiries", json=body, timeout=30,
+                             headers={"Idempotency-Key": "campaign-retry-1"})
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(send, range(20)))
+
+    assert [r.status_code for r in responses] == [202] * 20
+    assert len({r.json()["reference"] for r in responses}) == 1
+    assert len({r.json()["status_url"] for r in responses}) == 1
+    assert db_session.scalar(select(func.count()).select_from(Lead)) == 1
+    assert db_session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+    assert db_session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 1
+
+
+def test_redis_unreachable_still_accepts_and_keeps_the_inquiry(gunicorn_server, demo, db_session):
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    base = gunicorn_server(workers=2, REDIS_URL=dead_redis)
+
+    response = requests.post(base + "/api/v1/inquiries", json=inquiry_body(), timeout=10)
+    assert response.status_code == 202
+    reference = response.json()["reference"]
+    lead = db_session.scalar(select(Lead).where(Lead.reference == reference))
+    assert lead is not None and lead.status == "received"
+    outbox = db_session.scalars(select(OutboxMessage)).all()
+    assert [o.payload for o in outbox] == [{"lead_id": lead.id}]
+    assert outbox[0].dispatched_at is None
+
+    ready = requests.get(base + "/readyz", timeout=10)
+    assert ready.status_code == 503
+    assert ready.headers["Content-Type"].startswith("application/problem+json")
+    assert "redis" in ready.json()["detail"]
+    assert ready.json()["checks"] == {"database": "ok", "redis": ready.json()["checks"]["redis"]}
+    assert ready.json()["checks"]["redis"] != "ok"
+
+
+def test_readyz_and_healthz_answer_when_all_is_up(gunicorn_server):
+    base = gunicorn_server(workers=1)
+    assert requests.get(base + "/healthz", timeout=5).status_code == 200
+    ready = requests.get(base + "/readyz", timeout=5)
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+    metrics = requests.get(base + "/metrics", timeout=5)
+    assert metrics.status_code == 200
+    assert "http_requests_total" in metrics.text
