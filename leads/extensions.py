@@ -1,14 +1,17 @@
 """Extension instances, bound to the app in `leads.create_app`."""
 
+import http
+
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from leads.errors import ProblemSchema, problem_from_http_exception
+from leads.errors import PROBLEM_JSON, ProblemSchema, problem_from_http_exception
 
 # Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -36,6 +39,18 @@ class ProblemApi(Api):
 
     def handle_http_exception(self, error):
         return problem_from_http_exception(error)
+
+    def _register_responses(self):
+        """Document every error response (the `HTTPStatus` names) as problem details."""
+        for status in http.HTTPStatus:
+            if status < 400:
+                continue
+            response = {"description": status.phrase, "schema": self.ERROR_SCHEMA}
+            prepare_response(response, self.spec, PROBLEM_JSON)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "An error, as problem details", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_JSON)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
 
 api = ProblemApi()

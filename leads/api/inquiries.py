@@ -57,11 +57,11 @@ class Inquiries(MethodView):
 
     @blp.arguments(InquirySchema)
     @blp.response(202, InquiryAcceptedSchema)
-    @blp.alt_response(400, description="The body is not valid JSON.")
-    @blp.alt_response(413, description="The body is over 64 KiB.")
-    @blp.alt_response(415, description="The body is not application/json.")
-    @blp.alt_response(422, description="Invalid fields, each named in `errors`.")
-    @blp.alt_response(429, description="Too many inquiries from this address; see Retry-After.")
+    @blp.alt_response(400, response="BAD_REQUEST")
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def post(self, form):
         """Submit an inquiry. Accepted means kept: the lead is stored before 202 is answered."""
         key = _idempotency_key()
@@ -94,7 +94,7 @@ class Inquiries(MethodView):
 class InquiryStatus(MethodView):
     @blp.arguments(InquiryTokenQuerySchema, location="query")
     @blp.response(200, InquiryStatusSchema)
-    @blp.alt_response(404, description="Unknown reference, or a wrong or missing token.")
+    @blp.alt_response(404, response="NOT_FOUND")
     def get(self, query, reference):
         """What the patient may see of their own inquiry."""
         lead = db.session.scalar(select(Lead).where(Lead.reference == reference.upper()))

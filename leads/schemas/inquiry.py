@@ -35,8 +35,8 @@ class PatientSchema(Schema):
 class BudgetSchema(Schema):
     amount = fields.Decimal(
         required=True, places=2, allow_nan=False,
-        validate=validate.Range(min=0, max=10_000_000_000, error="Must be between 0 and 10,000,000,000."),
-        metadata={"type": "number", "minimum": 0},
+        validate=validate.Range(min=0, max=1e10, error="Must be between 0 and 10,000,000,000."),
+        metadata={"type": "number", "minimum": 0, "maximum": 1e10},
     )
     currency = Currency(required=True)
 
