@@ -25,8 +25,8 @@ def test_public_endpoints_conform(app, demo):
     assert {op.label for op in operations} >= {
         "POST /api/v1/inquiries", "GET /api/v1/inquiries/{reference}", "GET /api/v1/treatments"}
     for operation, mode in itertools.product(operations, GenerationMode):
-        if mode is GenerationMode.NEGATIVE and not (
-                operation.body or operation.path_parameters or operation.query):
+        has_input = bool(operation.body or operation.path_parameters or operation.query)
+        if mode is GenerationMode.NEGATIVE and not has_input:
             continue  # nothing to break in a request with no input
 
         @given(case=operation.as_strategy(mode))
@@ -37,7 +37,7 @@ def test_public_endpoints_conform(app, demo):
 
         statuses = []
         conforms()
-        assert len(statuses) >= 10, (operation.label, mode, statuses)
+        assert len(statuses) >= (10 if has_input else 1), (operation.label, mode, statuses)
 
 
 def test_the_document_lists_the_public_endpoints(client):
