@@ -15,6 +15,7 @@ def create_app(**overrides) -> Flask:
     from leads.api import register_blueprints
     from leads.errors import register_error_handlers
     from leads.extensions import api, db, limiter, migrate
+    from leads.outbox import init_publisher
 
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(load_config(**overrides))
@@ -31,6 +32,7 @@ def create_app(**overrides) -> Flask:
     limiter.init_app(app)
     api.init_app(app)
     register_error_handlers(app)
+    init_publisher(app)
     register_blueprints(app)
     cli.register(app)
     return app

@@ -6,10 +6,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
 from leads.extensions import db
-from leads.models import Lead, OutboxMessage
+from leads.outbox import enqueue
+from leads.mail import queue_email, template_language
+from leads.models import Lead
 from leads.models.personal import email_lookup_key
 from leads.models.types import utcnow
 from leads.catalogue import find_active_treatment
@@ -32,6 +35,11 @@ def new_reference() -> str:
         reference = "MT-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(7))
         if db.session.scalar(select(Lead.id).where(Lead.reference == reference)) is None:
             return reference
+
+
+def status_url(reference: str, token: str) -> str:
+    base = current_app.config["PUBLIC_BASE_URL"]
+    return f"{base}/api/v1/inquiries/{reference}?token={token}"
 
 
 def hash_status_token(token: str) -> str:
@@ -106,5 +114,11 @@ def accept_inquiry(form: dict) -> Accepted:
         change_lead_status(lead, "duplicate", SYSTEM, reason=f"repeats {original.reference}")
         record_event(original, SYSTEM, "duplicate_received",
                      lead_id=lead.id, reference=lead.reference)
-    db.session.add(OutboxMessage(task=PROCESS_LEAD_TASK, payload={"lead_id": lead.id}))
+    enqueue(PROCESS_LEAD_TASK, lead_id=lead.id)
+    queue_email(
+        "acknowledgement", f"acknowledgement:{lead.id}", lead.email,
+        template_language(lead.language), lead_id=lead.id, first_name=lead.first_name,
+        reference=lead.reference, treatment_name=treatment.name,
+        status_url=status_url(lead.reference, token),
+    )
     return Accepted(lead, token)

@@ -5,7 +5,7 @@ import logging
 
 from sqlalchemy import func, select
 
-from leads.models import Lead, OutboxMessage, TimelineEvent
+from leads.models import EmailMessage, Lead, OutboxMessage, TimelineEvent
 from tests.conftest import inquiry_body
 
 PROBLEM = "application/problem+json"
@@ -32,8 +32,15 @@ def test_accepted_inquiry_is_kept_with_its_event_and_outbox_row(client, demo, db
     assert lead.destinations == ["MX", "PA"]
     assert lead.phone == "+14155550100"
     assert [e.kind for e in lead.timeline] == ["received"]
-    outbox = db_session.scalars(select(OutboxMessage)).all()
-    assert [(o.task, o.payload) for o in outbox] == [("process_lead", {"lead_id": lead.id})]
+    outbox = db_session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    acknowledgement = db_session.scalars(select(EmailMessage)).one()
+    assert [(o.task, o.payload) for o in outbox] == [
+        ("process_lead", {"lead_id": lead.id}),
+        ("send_email", {"message_id": acknowledgement.id}),
+    ]
+    assert acknowledgement.kind == "acknowledgement"
+    assert acknowledgement.status == "pending"
+    assert answer["status_url"] in acknowledgement.body_text
 
 
 def test_status_link_shows_the_patient_their_lead(client, demo):
@@ -67,6 +74,7 @@ def test_honeypot_answers_the_same_but_marks_spam_without_work(client, demo, db_
     lead = db_session.scalar(select(Lead).where(Lead.reference == answer["reference"]))
     assert lead.status == "spam"
     assert count(db_session, OutboxMessage) == 0
+    assert count(db_session, EmailMessage) == 0
     # The patient-facing view does not tell a bot it was caught.
     path = answer["status_url"].removeprefix("http://testserver")
     assert client.get(path).get_json()["status"] == "received"
@@ -140,7 +148,8 @@ def test_idempotency_key_replays_the_first_answer(client, demo, db_session):
     assert first.status_code == again.status_code == 202
     assert first.get_json() == again.get_json()
     assert count(db_session, Lead) == 1
-    assert count(db_session, OutboxMessage) == 1
+    assert count(db_session, OutboxMessage) == 2
+    assert count(db_session, EmailMessage) == 1
 
 
 def test_idempotency_key_with_another_body_answers_422(client, demo, db_session):

@@ -24,7 +24,7 @@ def test_twenty_concurrent_repeats_of_one_key_create_one_lead(gunicorn_server, d
     assert len({r.json()["reference"] for r in responses}) == 1
     assert len({r.json()["status_url"] for r in responses}) == 1
     assert db_session.scalar(select(func.count()).select_from(Lead)) == 1
-    assert db_session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+    assert db_session.scalar(select(func.count()).select_from(OutboxMessage)) == 2
     assert db_session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 1
 
 
@@ -37,9 +37,10 @@ def test_redis_unreachable_still_accepts_and_keeps_the_inquiry(gunicorn_server, 
     reference = response.json()["reference"]
     lead = db_session.scalar(select(Lead).where(Lead.reference == reference))
     assert lead is not None and lead.status == "received"
-    outbox = db_session.scalars(select(OutboxMessage)).all()
-    assert [o.payload for o in outbox] == [{"lead_id": lead.id}]
-    assert outbox[0].dispatched_at is None
+    outbox = db_session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    assert [o.task for o in outbox] == ["process_lead", "send_email"]
+    assert outbox[0].payload == {"lead_id": lead.id}
+    assert all(o.dispatched_at is None for o in outbox)
 
     ready = requests.get(base + "/readyz", timeout=10)
     assert ready.status_code == 503

@@ -9,9 +9,10 @@ from webargs.flaskparser import abort
 from leads.api.parsing import Blueprint
 from leads.extensions import db, limiter
 from leads.idempotency import MAX_KEY_LENGTH, KeyReused, fingerprint, remember_answer, stored_answer
-from leads.intake import accept_inquiry
+from leads.intake import accept_inquiry, status_url
 from leads.credentials import matches
 from leads.models import Lead
+from leads.outbox import nudge_relay
 from leads.schemas.inquiry import (
     InquiryAcceptedSchema, InquirySchema, InquiryStatusSchema, InquiryTokenQuerySchema,
 )
@@ -74,8 +75,7 @@ class Inquiries(MethodView):
         body = {
             "reference": reference,
             "status": "received",
-            "status_url": f"{current_app.config['PUBLIC_BASE_URL']}/api/v1/inquiries/"
-                          f"{reference}?token={accepted.status_token}",
+            "status_url": status_url(reference, accepted.status_token),
         }
         if key:
             remember_answer(key, request_hash, 202, body)
@@ -87,6 +87,7 @@ class Inquiries(MethodView):
             if key and (replayed := _replay(key, request_hash)):
                 return replayed
             raise
+        nudge_relay()
         return body, 202
 
 

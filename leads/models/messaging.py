@@ -6,6 +6,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leads.extensions import db
+from leads.models.personal import PersonalText
 from leads.models.types import JSONType, UTCDateTime, utcnow
 
 
@@ -35,7 +36,12 @@ class EmailMessage(db.Model):
     lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"), index=True)
     recipient: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(300))
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    # Rendered when queued: the acknowledgement's status link exists only at intake.
+    body_text: Mapped[str] = mapped_column(PersonalText)
+    body_html: Mapped[str] = mapped_column(PersonalText)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    # While a worker sends, the message is leased to it; an expired lease may be taken over.
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

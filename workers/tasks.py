@@ -1,0 +1,62 @@
+"""Celery tasks: thin, idempotent wrappers around the domain functions in `leads`."""
+
+import smtplib
+from datetime import timedelta
+
+from celery.utils.log import get_task_logger
+from flask import current_app
+
+from leads import idempotency, mail, outbox, routing
+from leads.extensions import db
+from workers.celery import app
+
+log = get_task_logger(__name__)
+RETRY = {"retry_backoff": 2, "retry_backoff_max": 30, "retry_jitter": True, "max_retries": 30}
+
+
+def publish(task: str, payload: dict) -> None:
+    app.send_task(task, kwargs=payload)
+
+
+@app.task(name=outbox.RELAY_TASK)
+def relay_outbox() -> int:
+    relayed = outbox.relay(publish)
+    if relayed:
+        log.info("relayed %d outbox messages", relayed)
+    return relayed
+
+
+@app.task(name="process_lead", autoretry_for=(Exception,), **RETRY)
+def process_lead(lead_id: int) -> None:
+    try:
+        routing.process_lead(lead_id)
+    finally:
+        db.session.remove()
+
+
+@app.task(name=mail.SEND_TASK, autoretry_for=(smtplib.SMTPException, OSError), **RETRY)
+def send_email(message_id: int) -> bool:
+    try:
+        return mail.deliver(message_id, mail.SmtpSettings.from_config(current_app.config))
+    finally:
+        db.session.remove()
+
+
+@app.task(name="resend_stuck_mail")
+def resend_stuck_mail() -> int:
+    stuck = mail.stuck_messages(older_than=timedelta(minutes=1))
+    for message_id in stuck:
+        publish(mail.SEND_TASK, {"message_id": message_id})
+    return len(stuck)
+
+
+@app.task(name="expire_referrals")
+def expire_referrals() -> int:
+    return routing.expire_overdue_referrals()
+
+
+@app.task(name="forget_idempotency_keys")
+def forget_idempotency_keys() -> int:
+    forgotten = idempotency.forget_expired()
+    db.session.commit()
+    return forgotten
