@@ -197,3 +197,158 @@ def gunicorn_server(app, test_env):
     for process in started:
         process.terminate()
         process.wait(timeout=20)
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) that keeps what it receives; can be stopped and
+    started again on the same port to play a relay that is down."""
+
+    def __init__(self):
+        import email
+        import threading
+
+        from aiosmtpd.controller import Controller
+
+        self.port = free_port()
+        self.messages: list = []
+        self._lock = threading.Lock()
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                with sink._lock:
+                    sink.messages.append(email.message_from_bytes(envelope.original_content))
+                return "250 OK"
+
+        self._controller_class = Controller
+        self._handler = Handler()
+        self._controller = None
+
+    def start(self):
+        self._controller = self._controller_class(self._handler, hostname="127.0.0.1",
+                                                  port=self.port)
+        self._controller.start()
+
+    def stop(self):
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def received(self) -> list:
+        with self._lock:
+            return list(self.messages)
+
+
+@pytest.fixture
+def smtp_sink():
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+def wait_until(condition, timeout: float, interval: float = 0.25, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"{message} did not hold within {timeout}s")
+
+
+class RedisServer:
+    """A redis-server process of the test's own, which it may stop and start."""
+
+    def __init__(self, tmp_path):
+        self.port = free_port()
+        self.dir = tmp_path
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_until(self._answers, 10, message="redis-server start")
+
+    def _answers(self) -> bool:
+        try:
+            return redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+        except redis.RedisError:
+            return False
+
+    def stop(self):
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+class WorkerProcess:
+    """`celery -A workers worker -B`: the real worker, with its beat, as a process."""
+
+    def __init__(self, env: dict, log_path: Path, schedule_path: Path):
+        self.env = env
+        self.log_path = log_path
+        self.schedule_path = schedule_path
+        self.process = None
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers", "worker", "-B",
+             "-s", str(self.schedule_path), "--concurrency=2", "--loglevel=INFO",
+             "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self):
+        """SIGKILL the whole process group: the main process, its pool and its beat."""
+        import signal
+
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self):
+        import signal
+
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def start_worker(app, test_env, tmp_path):
+    """Starts real worker processes; `start_worker(SMTP_PORT=..., REDIS_URL=...)`."""
+    started = []
+
+    def start(**extra_env) -> WorkerProcess:
+        env = {**os.environ, **test_env, **{k: str(v) for k, v in extra_env.items()}}
+        n = len(started)
+        worker = WorkerProcess(env, tmp_path / f"worker{n}.log", tmp_path / f"beat{n}")
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -32,6 +32,8 @@ def process_lead(lead_id: int) -> None:
         routing.process_lead(lead_id)
     finally:
         db.session.remove()
+    # Routing queued mail in the outbox; relay it now rather than at the next beat.
+    relay_outbox.delay()
 
 
 @app.task(name=mail.SEND_TASK, autoretry_for=(smtplib.SMTPException, OSError), **RETRY)
