@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from leads import matching
 from leads.extensions import db
-from leads.mail import queue_email, template_language
+from leads.mail import queue_email
 from leads.models import (
     Clinic, ClinicTreatment, CurrencyRate, Lead, Referral, TimelineEvent, User,
 )
@@ -111,7 +111,7 @@ def refer(lead: Lead, skip_clinic_ids: set[int], actor: str) -> list[Referral]:
                      clinic=clinic.name, score=referral.score)
         queue_email(
             "referral_notification", f"referral_notification:{referral.id}", clinic.email,
-            template_language(*(clinic.languages or [])), lead_id=lead.id,
+            "en", lead_id=lead.id,
             clinic_name=clinic.name, reference=lead.reference,
             treatment_name=lead.treatment.name, patient_country=lead.country,
             response_hours=config["REFERRAL_RESPONSE_HOURS"],

@@ -1,0 +1,171 @@
+"""Routing a stored lead: referrals, needs_review and the messages each one queues."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from leads import routing
+from leads.models import (
+    Accreditation, Clinic, ClinicTreatment, CurrencyRate, EmailMessage, Lead, Referral,
+    Treatment, User,
+)
+from leads.models.types import utcnow
+from tests.conftest import inquiry_body
+
+TODAY = date.today()
+
+
+def add_clinic(session, treatment, name, country="MX", *, offers=True, active=True,
+               verified=True, valid_until=TODAY + timedelta(days=365), cap=50,
+               languages=("es", "en")):
+    clinic = Clinic(name=name, city="Tijuana", country=country, email=f"{name}@clinic.example",
+                    languages=list(languages), active=active, monthly_referral_cap=cap)
+    session.add(clinic)
+    if offers:
+        session.add(ClinicTreatment(clinic=clinic, treatment=treatment, price_min=Decimal(8000),
+                                    price_max=Decimal(11000), currency="USD"))
+    session.add(Accreditation(clinic=clinic, body="JCI", verified=verified,
+                              valid_from=TODAY - timedelta(days=100), valid_until=valid_until))
+    return clinic
+
+
+@pytest.fixture
+def catalogue(db_session):
+    treatment = Treatment(slug="stem-cell-spine-arthritis", name="Stem cells for the spine",
+                          specialty="regenerative-medicine")
+    db_session.add(treatment)
+    db_session.add(CurrencyRate(currency="USD", usd_per_unit=Decimal(1)))
+    db_session.add_all([User(email="admin@care.example", role="admin"),
+                        User(email="coord@care.example", role="coordinator"),
+                        User(email="gone@care.example", role="coordinator", active=False)])
+    eligible = [add_clinic(db_session, treatment, f"fit{i}") for i in range(4)]
+    excluded = [
+        add_clinic(db_session, treatment, "expired", valid_until=TODAY - timedelta(days=1)),
+        add_clinic(db_session, treatment, "unverified", verified=False),
+        add_clinic(db_session, treatment, "inactive", active=False),
+        add_clinic(db_session, treatment, "turkey", country="TR"),
+        add_clinic(db_session, treatment, "other-treatment", offers=False),
+        add_clinic(db_session, treatment, "full", cap=0),
+    ]
+    db_session.commit()
+    return {"eligible": {c.id for c in eligible}, "excluded": {c.id for c in excluded}}
+
+
+def submit(client, **changes) -> str:
+    response = client.post("/api/v1/inquiries", json=inquiry_body(**changes))
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["reference"]
+
+
+def route(app, db_session, reference) -> Lead:
+    lead_id = db_session.scalar(select(Lead.id).where(Lead.reference == reference))
+    with app.app_context():
+        routing.process_lead(lead_id)
+    db_session.expire_all()
+    return db_session.get(Lead, lead_id)
+
+
+def mail_of(db_session, lead, kind):
+    return db_session.scalars(select(EmailMessage).where(
+        EmailMessage.lead_id == lead.id, EmailMessage.kind == kind)).all()
+
+
+def test_lead_is_referred_to_the_best_eligible_clinics(app, client, db_session, catalogue):
+    lead = route(app, db_session, submit(client))
+    assert lead.status == "routed"
+    assert len(lead.referrals) == 3
+    assert {r.clinic_id for r in lead.referrals} <= catalogue["eligible"]
+    for referral in lead.referrals:
+        assert referral.status == "requested"
+        assert referral.expires_at > utcnow() + timedelta(hours=47)
+        assert {r["factor"] for r in referral.reasons} == {
+            "language", "budget", "accreditation", "responsiveness", "load"}
+    kinds = [e.kind for e in lead.timeline]
+    assert kinds.count("referred") == 3 and kinds[-1] == "status_changed"
+
+
+def test_each_referred_clinic_gets_one_notification_without_contact_details(
+        app, client, db_session, catalogue):
+    lead = route(app, db_session, submit(client))
+    notes = mail_of(db_session, lead, "referral_notification")
+    clinics = {db_session.get(Clinic, r.clinic_id).email for r in lead.referrals}
+    assert sorted(n.recipient for n in notes) == sorted(clinics)
+    for note in notes:
+        assert lead.reference in note.subject + note.body_text
+        for private in (lead.email, lead.phone, lead.first_name, lead.last_name, lead.condition):
+            assert private not in note.body_text and private not in note.body_html
+
+
+def test_routing_twice_changes_nothing(app, client, db_session, catalogue):
+    reference = submit(client)
+    lead = route(app, db_session, reference)
+    before = (len(lead.referrals), len(lead.timeline), db_session.query(EmailMessage).count())
+    lead = route(app, db_session, reference)
+    assert (len(lead.referrals), len(lead.timeline),
+            db_session.query(EmailMessage).count()) == before
+
+
+def assert_sent_to_review(db_session, lead):
+    assert lead.status == "needs_review"
+    assert lead.referrals == []
+    alerts = mail_of(db_session, lead, "needs_review_alert")
+    assert sorted(a.recipient for a in alerts) == ["admin@care.example", "coord@care.example"]
+    assert all(lead.reference in a.subject for a in alerts)
+
+
+def test_no_consent_to_share_goes_to_review(app, client, db_session, catalogue):
+    reference = submit(client, consent={"data_processing": True, "share_with_clinics": False})
+    assert_sent_to_review(db_session, route(app, db_session, reference))
+
+
+def test_no_eligible_clinic_goes_to_review(app, client, db_session, catalogue):
+    assert_sent_to_review(db_session, route(app, db_session, submit(client, destinations=["PA"])))
+
+
+def test_duplicate_is_acknowledged_but_not_routed(app, client, db_session, catalogue):
+    body = inquiry_body()
+    client.post("/api/v1/inquiries", json=body)
+    reference = client.post("/api/v1/inquiries", json=body).get_json()["reference"]
+    lead = route(app, db_session, reference)
+    assert lead.status == "duplicate" and lead.referrals == []
+    assert len(mail_of(db_session, lead, "acknowledgement")) == 1
+
+
+def test_acknowledgement_speaks_the_patient_language(client, db_session, catalogue):
+    for language, greeting in (("es", "Hola"), ("de", "Guten Tag"), ("fr", "Hello"),
+                               (None, "Hello")):
+        body = inquiry_body()
+        body["patient"]["language"] = language
+        reference = client.post("/api/v1/inquiries", json=body).get_json()["reference"]
+        lead = db_session.scalar(select(Lead).where(Lead.reference == reference))
+        (ack,) = mail_of(db_session, lead, "acknowledgement")
+        assert ack.body_text.startswith(greeting)
+        assert reference in ack.subject and f"/api/v1/inquiries/{reference}?token=" in ack.body_html
+
+
+def test_unanswered_referrals_expire_and_the_lead_goes_to_review(
+        app, client, db_session, catalogue):
+    lead = route(app, db_session, submit(client))
+    for referral in lead.referrals:
+        referral.expires_at = utcnow() - timedelta(minutes=1)
+    db_session.commit()
+    with app.app_context():
+        assert routing.expire_overdue_referrals() == 3
+    db_session.expire_all()
+    lead = db_session.get(Lead, lead.id)
+    assert {r.status for r in lead.referrals} == {"expired"}
+    assert lead.status == "needs_review"
+    assert len(mail_of(db_session, lead, "needs_review_alert")) == 2
+
+
+def test_clinics_at_their_cap_are_skipped(app, client, db_session, catalogue):
+    first = route(app, db_session, submit(client))
+    for clinic_id in {r.clinic_id for r in first.referrals}:
+        db_session.get(Clinic, clinic_id).monthly_referral_cap = 1
+    db_session.commit()
+    second = route(app, db_session, submit(client))
+    assert [r.clinic_id for r in second.referrals] == sorted(
+        catalogue["eligible"] - {r.clinic_id for r in first.referrals})
+    assert db_session.query(Referral).count() == 4
