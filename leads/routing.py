@@ -153,7 +153,7 @@ def route_lead(lead: Lead) -> None:
 
 def process_lead(lead_id: int) -> None:
     """The worker's whole job for a newly accepted lead; safe to run any number of times."""
-    lead = db.session.scalar(select(Lead).where(Lead.id == lead_id).with_for_update())
+    lead = db.session.scalar(select(Lead).where(Lead.id == lead_id).with_for_update(of=Lead))
     if lead is None:
         return
     route_lead(lead)
@@ -168,7 +168,7 @@ def expire_overdue_referrals() -> int:
         select(Referral)
         .where(Referral.status.in_(("requested", "received")), Referral.expires_at < now)
         .order_by(Referral.id)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, of=Referral)
     ).all()
     for referral in overdue:
         change_referral_status(referral, "expired", SYSTEM)
