@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+TODAY = date.today()
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_BASE = os.environ.get("TEST_DATABASE_URL", "")
 # Redis databases of our own, one per leg, so parallel runs of the legs do not collide.
@@ -133,6 +136,48 @@ def demo(app):
         token = seed_demo()
         db.session.commit()
     return token
+
+
+def add_clinic(session, treatment, name, country="MX", *, offers=True, active=True,
+               verified=True, valid_until=TODAY + timedelta(days=365), cap=50,
+               languages=("es", "en")):
+    from leads.models import Accreditation, Clinic, ClinicTreatment
+
+    clinic = Clinic(name=name, city="Tijuana", country=country, email=f"{name}@clinic.example",
+                    languages=list(languages), active=active, monthly_referral_cap=cap)
+    session.add(clinic)
+    if offers:
+        session.add(ClinicTreatment(clinic=clinic, treatment=treatment, price_min=Decimal(8000),
+                                    price_max=Decimal(11000), currency="USD"))
+    session.add(Accreditation(clinic=clinic, body="JCI", verified=verified,
+                              valid_from=TODAY - timedelta(days=100), valid_until=valid_until))
+    return clinic
+
+
+@pytest.fixture
+def catalogue(db_session):
+    """A small catalogue of its own: four clinics that fit a lead to MX/PA for
+    `stem-cell-spine-arthritis`, and one failing each hard filter."""
+    from leads.models import CurrencyRate, Treatment, User
+
+    treatment = Treatment(slug="stem-cell-spine-arthritis", name="Stem cells for the spine",
+                          specialty="regenerative-medicine")
+    db_session.add(treatment)
+    db_session.add(CurrencyRate(currency="USD", usd_per_unit=Decimal(1)))
+    db_session.add_all([User(email="admin@care.example", role="admin"),
+                        User(email="coord@care.example", role="coordinator"),
+                        User(email="gone@care.example", role="coordinator", active=False)])
+    eligible = [add_clinic(db_session, treatment, f"fit{i}") for i in range(4)]
+    excluded = [
+        add_clinic(db_session, treatment, "expired", valid_until=TODAY - timedelta(days=1)),
+        add_clinic(db_session, treatment, "unverified", verified=False),
+        add_clinic(db_session, treatment, "inactive", active=False),
+        add_clinic(db_session, treatment, "turkey", country="TR"),
+        add_clinic(db_session, treatment, "other-treatment", offers=False),
+        add_clinic(db_session, treatment, "full", cap=0),
+    ]
+    db_session.commit()
+    return {"eligible": {c.id for c in eligible}, "excluded": {c.id for c in excluded}}
 
 
 def inquiry_body(**changes) -> dict:

@@ -1,56 +1,13 @@
 """Routing a stored lead: referrals, needs_review and the messages each one queues."""
 
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from leads import routing
-from leads.models import (
-    Accreditation, Clinic, ClinicTreatment, CurrencyRate, EmailMessage, Lead, Referral,
-    Treatment, User,
-)
+from leads.models import Clinic, EmailMessage, Lead, Referral
 from leads.models.types import utcnow
 from tests.conftest import inquiry_body
-
-TODAY = date.today()
-
-
-def add_clinic(session, treatment, name, country="MX", *, offers=True, active=True,
-               verified=True, valid_until=TODAY + timedelta(days=365), cap=50,
-               languages=("es", "en")):
-    clinic = Clinic(name=name, city="Tijuana", country=country, email=f"{name}@clinic.example",
-                    languages=list(languages), active=active, monthly_referral_cap=cap)
-    session.add(clinic)
-    if offers:
-        session.add(ClinicTreatment(clinic=clinic, treatment=treatment, price_min=Decimal(8000),
-                                    price_max=Decimal(11000), currency="USD"))
-    session.add(Accreditation(clinic=clinic, body="JCI", verified=verified,
-                              valid_from=TODAY - timedelta(days=100), valid_until=valid_until))
-    return clinic
-
-
-@pytest.fixture
-def catalogue(db_session):
-    treatment = Treatment(slug="stem-cell-spine-arthritis", name="Stem cells for the spine",
-                          specialty="regenerative-medicine")
-    db_session.add(treatment)
-    db_session.add(CurrencyRate(currency="USD", usd_per_unit=Decimal(1)))
-    db_session.add_all([User(email="admin@care.example", role="admin"),
-                        User(email="coord@care.example", role="coordinator"),
-                        User(email="gone@care.example", role="coordinator", active=False)])
-    eligible = [add_clinic(db_session, treatment, f"fit{i}") for i in range(4)]
-    excluded = [
-        add_clinic(db_session, treatment, "expired", valid_until=TODAY - timedelta(days=1)),
-        add_clinic(db_session, treatment, "unverified", verified=False),
-        add_clinic(db_session, treatment, "inactive", active=False),
-        add_clinic(db_session, treatment, "turkey", country="TR"),
-        add_clinic(db_session, treatment, "other-treatment", offers=False),
-        add_clinic(db_session, treatment, "full", cap=0),
-    ]
-    db_session.commit()
-    return {"eligible": {c.id for c in eligible}, "excluded": {c.id for c in excluded}}
 
 
 def submit(client, **changes) -> str:
