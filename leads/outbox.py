@@ -2,6 +2,7 @@
 to the broker. Delivery is at least once; every task is idempotent, so once in effect."""
 
 import logging
+import threading
 from collections.abc import Callable
 
 from celery import Celery
@@ -56,15 +57,31 @@ def init_publisher(app: Flask) -> None:
         **publisher.conf.broker_transport_options,
         "socket_connect_timeout": 0.5, "socket_timeout": 0.5,
     }
+    publisher.conf.broker_connection_timeout = 1
     publisher.conf.broker_connection_retry = False
     publisher.conf.broker_connection_max_retries = 0
     app.extensions["outbox_publisher"] = publisher
 
 
+_nudge_on_its_way = threading.Lock()
+
+
 def nudge_relay() -> None:
-    """Best effort: ask a worker to relay now rather than at the next beat."""
+    """Best effort: ask a worker to relay now rather than at the next beat.
+
+    The request never waits for it: the nudge is sent from a thread, and while one is on
+    its way (or stuck on a Redis that does not answer) further nudges fold into it."""
+    if not _nudge_on_its_way.acquire(blocking=False):
+        return
+    publisher = current_app.extensions["outbox_publisher"]
+    threading.Thread(target=_send_nudge, args=(publisher,), daemon=True).start()
+
+
+def _send_nudge(publisher: Celery) -> None:
     try:
-        current_app.extensions["outbox_publisher"].send_task(RELAY_TASK, retry=False)
+        publisher.send_task(RELAY_TASK, retry=False)
     except Exception as error:  # the beat relay picks the work up anyway
         log.warning("outbox nudge failed (%s); the periodic relay will pick the work up",
                     type(error).__name__)
+    finally:
+        _nudge_on_its_way.release()

@@ -32,14 +32,17 @@ def test_redis_unreachable_still_accepts_and_keeps_the_inquiry(gunicorn_server, 
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"
     base = gunicorn_server(workers=2, REDIS_URL=dead_redis)
 
-    response = requests.post(base + "/api/v1/inquiries", json=inquiry_body(), timeout=10)
-    assert response.status_code == 202
+    # A patient's browser would give up long before a broker connection timed out; the
+    # answer must not wait on Redis at all.
+    for _ in range(3):
+        response = requests.post(base + "/api/v1/inquiries", json=inquiry_body(), timeout=3)
+        assert response.status_code == 202
     reference = response.json()["reference"]
     lead = db_session.scalar(select(Lead).where(Lead.reference == reference))
     assert lead is not None and lead.status == "received"
     outbox = db_session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
-    assert [o.task for o in outbox] == ["process_lead", "send_email"]
-    assert outbox[0].payload == {"lead_id": lead.id}
+    assert [o.task for o in outbox] == ["process_lead", "send_email"] * 3
+    assert outbox[-2].payload == {"lead_id": lead.id}
     assert all(o.dispatched_at is None for o in outbox)
 
     ready = requests.get(base + "/readyz", timeout=10)
