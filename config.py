@@ -63,11 +63,10 @@ class Config:
         self.TRUST_PROXY_HOPS = _int("TRUST_PROXY_HOPS", 0)
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO")
 
-        # Attachments are the largest bodies; JSON endpoints narrow this per request.
+        # Attachments (10 MB, see leads/attachments.py) are the largest bodies; JSON
+        # endpoints narrow this per request.
         self.MAX_CONTENT_LENGTH = 11 * 1024 * 1024
         self.JSON_BODY_LIMIT = 64 * 1024
-        self.ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
-        self.ATTACHMENTS_PER_LEAD = 5
 
         # flask-smorest / OpenAPI
         self.API_TITLE = "Medical-tourism leads API"

@@ -3,10 +3,17 @@
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import load_config
 from leads.logs import configure_logging
+
+
+def _sqlite_write_ahead_log(connection, _record) -> None:
+    # The API and the workers write from several processes: with a write-ahead log, readers
+    # do not wait for a writer, and a writer's commit is short.
+    connection.execute("PRAGMA journal_mode=WAL")
 
 
 def create_app(**overrides) -> Flask:
@@ -28,9 +35,13 @@ def create_app(**overrides) -> Flask:
             parents=True, exist_ok=True)
 
     db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            event.listen(db.engine, "connect", _sqlite_write_ahead_log)
     migrate.init_app(app, db, render_as_batch=True)
     limiter.init_app(app)
     api.init_app(app)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     register_error_handlers(app)
     init_publisher(app)
     register_blueprints(app)

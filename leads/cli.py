@@ -1,13 +1,22 @@
-"""Operator commands (CONTRACT §1): `flask --app wsgi seed-demo | users create | clinics issue-key`."""
+"""Operator commands (CONTRACT §1):
+`flask --app wsgi seed-demo | users create | clinics issue-key`."""
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
-from sqlalchemy import select
+from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import func, select
 
 from leads.auth import issue_clinic_key, issue_staff_token
 from leads.extensions import db
-from leads.models import ROLES, Clinic, User
+from leads.models import (
+    ROLES,
+    Accreditation,
+    Clinic,
+    ClinicTreatment,
+    CurrencyRate,
+    Treatment,
+    User,
+)
 
 users = AppGroup("users", help="Staff users.")
 clinics = AppGroup("clinics", help="Partner clinics.")
@@ -40,15 +49,26 @@ def issue_key(clinic_id: int) -> None:
     click.echo(secret)
 
 
+def _catalogue_rows() -> int:
+    return sum(db.session.scalar(select(func.count()).select_from(model))
+               for model in (Treatment, Clinic, ClinicTreatment, Accreditation, CurrencyRate))
+
+
 @click.command("seed-demo")
+@with_appcontext
 def seed_demo_command() -> None:
     """Load the demo catalogue; running it again changes nothing."""
     from leads.demo import seed_demo
 
+    before = _catalogue_rows()
     admin_token = seed_demo()
+    completed = _catalogue_rows() != before
     db.session.commit()
     if admin_token:
-        click.echo(f"admin token (shown once): {admin_token}")
+        click.echo(f"demo catalogue loaded; admin token (shown once): {admin_token}")
+    elif completed:
+        click.echo("demo catalogue completed; the admin existed already, its token is not "
+                   "shown again")
     else:
         click.echo("demo catalogue already loaded; nothing changed")
 

@@ -4,8 +4,10 @@ import logging
 
 import marshmallow as ma
 from flask import Flask, jsonify
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from leads.pipeline import TransitionRefused
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -90,6 +92,24 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def handle_http(error: HTTPException):
         return problem_from_http_exception(error)
+
+    @app.errorhandler(ma.ValidationError)
+    def handle_invalid(error: ma.ValidationError):
+        # Raised by domain code after the request schema passed (a bad cursor, say).
+        return problem(422, "Unprocessable Entity", "The request has invalid fields.",
+                       errors=flatten_errors(error.normalized_messages()))
+
+    @app.errorhandler(TransitionRefused)
+    def handle_refused(error: TransitionRefused):
+        return problem(409, "Conflict", str(error), current=error.current, allowed=error.allowed)
+
+    @app.errorhandler(DataError)
+    def handle_unstorable(error: DataError):
+        # The parsers catch what they can name (NUL characters, ids out of range); this is
+        # the last guard, for a value in the URL path, say.
+        log.warning("value refused by the database: %s", type(error.orig).__name__)
+        return problem(422, "Unprocessable Entity", "A value in the request cannot be stored "
+                       "or looked up.")
 
     @app.errorhandler(OperationalError)
     def handle_database_down(error: OperationalError):

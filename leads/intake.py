@@ -9,13 +9,13 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select
 
+from leads.catalogue import find_active_treatment
 from leads.extensions import db
-from leads.outbox import enqueue
 from leads.mail import queue_email, template_language
 from leads.models import Lead
 from leads.models.personal import email_lookup_key
 from leads.models.types import utcnow
-from leads.catalogue import find_active_treatment
+from leads.outbox import enqueue
 from leads.timeline import PATIENT, SYSTEM, change_lead_status, record_event
 
 DUPLICATE_WINDOW = timedelta(days=30)

@@ -4,8 +4,9 @@ A message is written (with its key: kind, lead, recipient) in the same transacti
 change that calls for it, so a retry finds the record and never makes a second one. Sending
 takes a short lease on the record, hands the message to the relay, and marks it sent at once.
 The one window that can still repeat a message is a crash after the relay accepted it and
-before that mark is committed: milliseconds, and the Message-ID stays the same, so a relay
-or mailbox that de-duplicates by it drops the copy.
+before that mark is committed (the relay's reply to the data, then one UPDATE and COMMIT;
+the goodbye to the relay comes after the mark). The copy keeps the same Message-ID, so a
+relay or mailbox that de-duplicates by it drops it.
 """
 
 import hashlib
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from leads.extensions import db
 from leads.models import EmailMessage
@@ -25,7 +27,10 @@ from leads.models.types import utcnow
 from leads.outbox import enqueue
 
 SEND_TASK = "send_email"
-SEND_LEASE = timedelta(seconds=60)
+INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# A send normally takes milliseconds and each SMTP step gives up after 15 s; a lease that runs
+# out while its send still hangs lets the message be tried again, at worst sent twice.
+SEND_LEASE = timedelta(seconds=30)
 TEMPLATE_LANGUAGES = ("en", "es", "de")
 templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates" / "mail"),
@@ -65,18 +70,21 @@ def render(kind: str, language: str, **context) -> tuple[str, str, str]:
 
 
 def queue_email(kind: str, key: str, recipient: str, language: str, *, lead_id: int | None,
-                **context) -> EmailMessage:
-    """Stage a message under `key` in the caller's transaction; a second call is a no-op."""
-    existing = db.session.scalar(select(EmailMessage).where(EmailMessage.dedupe_key == key))
-    if existing is not None:
-        return existing
+                **context) -> bool:
+    """Stage a message under `key` in the caller's transaction; True when it is new. A second
+    call with the same key is a no-op, decided by the database in the same statement."""
     subject, text, html = render(kind, language, **context)
-    message = EmailMessage(dedupe_key=key, kind=kind, lead_id=lead_id, recipient=recipient,
-                           subject=subject, body_text=text, body_html=html, status="pending")
-    db.session.add(message)
-    db.session.flush()
-    enqueue(SEND_TASK, message_id=message.id)
-    return message
+    insert = INSERTS[db.session.get_bind().dialect.name](EmailMessage)
+    message_id = db.session.scalar(
+        insert.values(dedupe_key=key, kind=kind, lead_id=lead_id, recipient=recipient,
+                      subject=subject, body_text=text, body_html=html, status="pending",
+                      attempts=0, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[EmailMessage.dedupe_key])
+        .returning(EmailMessage.id))
+    if message_id is None:
+        return False
+    enqueue(SEND_TASK, message_id=message_id)
+    return True
 
 
 def _claim(message_id: int) -> bool:
@@ -111,24 +119,33 @@ def deliver(message_id: int, smtp: SmtpSettings) -> bool:
     if not _claim(message_id):
         return False
     message = db.session.get(EmailMessage, message_id)
+    relay = None
     try:
-        with smtplib.SMTP(smtp.host, smtp.port, timeout=15) as relay:
-            if smtp.starttls:
-                relay.starttls()
-            if smtp.username:
-                relay.login(smtp.username, smtp.password)
-            relay.send_message(_mime(message, smtp.sender))
+        relay = smtplib.SMTP(smtp.host, smtp.port, timeout=15)
+        if smtp.starttls:
+            relay.starttls()
+        if smtp.username:
+            relay.login(smtp.username, smtp.password)
+        relay.send_message(_mime(message, smtp.sender))
     except Exception as error:
+        if relay is not None:
+            relay.close()
         message.status = "pending"
         message.locked_until = None
         message.last_error = f"{type(error).__name__}: {error}"[:1000]
         db.session.commit()
         raise
+    # The relay has taken the message: record it before anything else (saying goodbye to
+    # the relay included) can fail or be cut short, to keep the crash window small.
     message.status = "sent"
     message.sent_at = utcnow()
     message.locked_until = None
     message.last_error = None
     db.session.commit()
+    try:
+        relay.quit()
+    except (smtplib.SMTPException, OSError):
+        relay.close()
     return True
 
 

@@ -2,6 +2,7 @@
 to the broker. Delivery is at least once; every task is idempotent, so once in effect."""
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 
@@ -63,25 +64,43 @@ def init_publisher(app: Flask) -> None:
     app.extensions["outbox_publisher"] = publisher
 
 
-_nudge_on_its_way = threading.Lock()
+class Nudger:
+    """Sends relay nudges from one background thread per process. A request only sets a
+    flag; nudges asked for while one is on its way (or stuck on a Redis that does not
+    answer) fold into the next."""
+
+    def __init__(self):
+        self._wanted = threading.Event()
+        self._start = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = None
+        self._publisher: Celery | None = None
+
+    def nudge(self, publisher: Celery) -> None:
+        self._publisher = publisher
+        if self._thread is None or self._pid != os.getpid():  # gunicorn forks after import
+            with self._start:
+                if self._thread is None or self._pid != os.getpid():
+                    self._pid = os.getpid()
+                    self._thread = threading.Thread(target=self._run, name="outbox-nudge",
+                                                    daemon=True)
+                    self._thread.start()
+        self._wanted.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            try:
+                self._publisher.send_task(RELAY_TASK, retry=False)
+            except Exception as error:  # the beat relay picks the work up anyway
+                log.warning("outbox nudge failed (%s); the periodic relay will pick the work "
+                            "up", type(error).__name__)
+
+
+_nudger = Nudger()
 
 
 def nudge_relay() -> None:
-    """Best effort: ask a worker to relay now rather than at the next beat.
-
-    The request never waits for it: the nudge is sent from a thread, and while one is on
-    its way (or stuck on a Redis that does not answer) further nudges fold into it."""
-    if not _nudge_on_its_way.acquire(blocking=False):
-        return
-    publisher = current_app.extensions["outbox_publisher"]
-    threading.Thread(target=_send_nudge, args=(publisher,), daemon=True).start()
-
-
-def _send_nudge(publisher: Celery) -> None:
-    try:
-        publisher.send_task(RELAY_TASK, retry=False)
-    except Exception as error:  # the beat relay picks the work up anyway
-        log.warning("outbox nudge failed (%s); the periodic relay will pick the work up",
-                    type(error).__name__)
-    finally:
-        _nudge_on_its_way.release()
+    """Best effort: ask a worker to relay now rather than at the next beat; never waits."""
+    _nudger.nudge(current_app.extensions["outbox_publisher"])

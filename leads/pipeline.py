@@ -43,7 +43,8 @@ class TransitionRefused(Exception):
         self.target = target
         self.allowed = sorted(allowed)
         super().__init__(
-            f"cannot go from {current!r} to {target!r}; allowed: {', '.join(self.allowed) or 'none'}"
+            f"cannot go from {current!r} to {target!r}; "
+            f"allowed: {', '.join(self.allowed) or 'none'}"
         )
 
 

@@ -1,7 +1,7 @@
 """Routing a lead: load what the matching engine needs, refer the lead to the clinics it
 chooses, and tell everyone who must know. Called by the worker and by the reroute endpoint."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
@@ -11,17 +11,25 @@ from leads import matching
 from leads.extensions import db
 from leads.mail import queue_email
 from leads.models import (
-    Clinic, ClinicTreatment, CurrencyRate, Lead, Referral, TimelineEvent, User,
+    Accreditation,
+    Clinic,
+    ClinicTreatment,
+    CurrencyRate,
+    Lead,
+    Referral,
+    TimelineEvent,
+    User,
 )
 from leads.models.types import utcnow
 from leads.pipeline import REFERRAL_OPEN
 from leads.timeline import SYSTEM, change_lead_status, change_referral_status, record_event
 
+UNANSWERED = ("requested", "received")
 ANSWER_HISTORY = 50  # how many recent answers make a clinic's responsiveness
 
 
 def month_start(now: datetime) -> datetime:
-    return datetime(now.year, now.month, 1, tzinfo=timezone.utc)
+    return datetime(now.year, now.month, 1, tzinfo=UTC)
 
 
 def usd_rates() -> dict[str, Decimal]:
@@ -50,10 +58,14 @@ def _answer_hours(clinic_ids: list[int]) -> dict[int, list[float]]:
     return hours
 
 
-def load_candidates(lead: Lead, skip_clinic_ids: set[int], now: datetime) -> list[matching.Candidate]:
-    """Clinics that offer the lead's treatment, as the matching engine sees them."""
+def load_candidates(lead: Lead, skip_clinic_ids: set[int],
+                    now: datetime) -> list[matching.Candidate]:
+    """Clinics that offer the lead's treatment, as the matching engine sees them. Plain
+    columns, not ORM objects: building a clinic's object graph cost most of a match."""
     query = (
-        select(Clinic, ClinicTreatment)
+        select(Clinic.id, Clinic.name, Clinic.country, Clinic.active, Clinic.languages,
+               Clinic.monthly_referral_cap, ClinicTreatment.price_min, ClinicTreatment.price_max,
+               ClinicTreatment.currency)
         .join(ClinicTreatment, ClinicTreatment.clinic_id == Clinic.id)
         .where(ClinicTreatment.treatment_id == lead.treatment_id, Clinic.active)
         .order_by(Clinic.id)
@@ -63,22 +75,36 @@ def load_candidates(lead: Lead, skip_clinic_ids: set[int], now: datetime) -> lis
     if skip_clinic_ids:
         query = query.where(Clinic.id.not_in(skip_clinic_ids))
     rows = db.session.execute(query).all()
-    ids = [clinic.id for clinic, _ in rows]
-    counts = _referral_counts(ids, month_start(now)) if ids else {}
-    hours = _answer_hours(ids) if ids else {}
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    counts = _referral_counts(ids, month_start(now))
+    hours = _answer_hours(ids)
+    accreditations = _accreditations(ids)
     return [
         matching.Candidate(
-            clinic_id=clinic.id, name=clinic.name, country=clinic.country, active=clinic.active,
-            languages=tuple(clinic.languages or ()), monthly_cap=clinic.monthly_referral_cap,
-            referrals_this_month=counts.get(clinic.id, 0),
-            offer=matching.Offer(offer.price_min, offer.price_max, offer.currency),
-            accreditations=tuple(
-                matching.Accreditation(a.body, a.verified, a.valid_from, a.valid_until)
-                for a in clinic.accreditations),
-            hours_to_first_answer=tuple(hours.get(clinic.id, ())),
+            clinic_id=row.id, name=row.name, country=row.country, active=row.active,
+            languages=tuple(row.languages or ()), monthly_cap=row.monthly_referral_cap,
+            referrals_this_month=counts.get(row.id, 0),
+            offer=matching.Offer(row.price_min, row.price_max, row.currency),
+            accreditations=tuple(accreditations.get(row.id, ())),
+            hours_to_first_answer=tuple(hours.get(row.id, ())),
         )
-        for clinic, offer in rows
+        for row in rows
     ]
+
+
+def _accreditations(clinic_ids: list[int]) -> dict[int, list[matching.Accreditation]]:
+    rows = db.session.execute(
+        select(Accreditation.clinic_id, Accreditation.body, Accreditation.verified,
+               Accreditation.valid_from, Accreditation.valid_until)
+        .where(Accreditation.clinic_id.in_(clinic_ids))
+        .order_by(Accreditation.id)
+    ).all()
+    found: dict[int, list[matching.Accreditation]] = {}
+    for clinic_id, *fields in rows:
+        found.setdefault(clinic_id, []).append(matching.Accreditation(*fields))
+    return found
 
 
 def lead_profile(lead: Lead) -> matching.LeadProfile:
@@ -145,10 +171,23 @@ def route_lead(lead: Lead) -> None:
     if not lead.consent_share_with_clinics:
         send_to_review(lead, "The patient did not consent to sharing with clinics.")
         return
-    if refer(lead, set(), SYSTEM):
+    # A reopened lead keeps its old referrals; the same clinic is not asked twice.
+    if refer(lead, {r.clinic_id for r in lead.referrals}, SYSTEM):
         change_lead_status(lead, "routed", SYSTEM)
     else:
         send_to_review(lead, "No eligible clinic fits this lead.")
+
+
+def stranded_leads(older_than: timedelta) -> list[int]:
+    """Leads still waiting to be routed a while after they arrived: their routing task was
+    lost with a worker that died holding it (the broker would give it back only after its
+    visibility timeout). Routing them again is safe; `process_lead` does nothing twice."""
+    return list(db.session.scalars(
+        select(Lead.id)
+        .where(Lead.status == "received", Lead.updated_at < utcnow() - older_than)
+        .order_by(Lead.id)
+        .limit(1000)
+    ))
 
 
 def process_lead(lead_id: int) -> None:
@@ -160,20 +199,35 @@ def process_lead(lead_id: int) -> None:
     db.session.commit()
 
 
+def is_overdue(referral: Referral, now: datetime) -> bool:
+    return (referral.status in UNANSWERED and referral.expires_at is not None
+            and referral.expires_at < now)
+
+
+def review_if_nothing_open(lead: Lead) -> None:
+    """A routed lead whose every referral was declined or expired goes to a coordinator."""
+    if lead.status == "routed" and not any(r.status in REFERRAL_OPEN for r in lead.referrals):
+        send_to_review(lead, "Every referral was declined or expired.")
+
+
 def expire_overdue_referrals() -> int:
-    """Referrals with no answer in time expire; a routed lead left with no open referral
-    goes to a coordinator."""
+    """Referrals with no answer in time expire. The leads are locked first, as every other
+    writer locks them, so the sweep and a clinic's answer take turns rather than deadlock."""
     now = utcnow()
-    overdue = db.session.scalars(
-        select(Referral)
-        .where(Referral.status.in_(("requested", "received")), Referral.expires_at < now)
-        .order_by(Referral.id)
-        .with_for_update(skip_locked=True, of=Referral)
+    leads = db.session.scalars(
+        select(Lead)
+        .where(Lead.id.in_(select(Referral.lead_id).where(
+            Referral.status.in_(UNANSWERED), Referral.expires_at < now)))
+        .order_by(Lead.id)
+        .with_for_update(skip_locked=True, of=Lead)
+        .execution_options(populate_existing=True)
     ).all()
-    for referral in overdue:
-        change_referral_status(referral, "expired", SYSTEM)
-    for lead in {referral.lead for referral in overdue}:
-        if lead.status == "routed" and not any(r.status in REFERRAL_OPEN for r in lead.referrals):
-            send_to_review(lead, "Every referral was declined or expired.")
+    expired = 0
+    for lead in leads:
+        for referral in lead.referrals:
+            if is_overdue(referral, now):
+                change_referral_status(referral, "expired", SYSTEM)
+                expired += 1
+        review_if_nothing_open(lead)
     db.session.commit()
-    return len(overdue)
+    return expired

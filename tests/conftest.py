@@ -1,6 +1,7 @@
 """Shared fixtures. The suite runs once per database: SQLite by default, PostgreSQL when
 TEST_DATABASE_URL names a server (a fresh database is created on it and dropped after)."""
 
+import contextlib
 import os
 import secrets
 import socket
@@ -101,10 +102,8 @@ def _clean_state(request):
             else:
                 for table in tables:
                     conn.execute(text(f"DELETE FROM {table}"))
-    try:
+    with contextlib.suppress(redis.RedisError):
         redis.Redis.from_url(REDIS_URL).flushdb()
-    except redis.RedisError:
-        pass
 
 
 @pytest.fixture
@@ -196,7 +195,8 @@ def inquiry_body(**changes) -> dict:
         "travel_window": {"earliest": "2027-02-01", "latest": "2027-04-30"},
         "contact_preference": "email",
         "consent": {"data_processing": True, "share_with_clinics": True, "marketing": False},
-        "source": {"utm_source": "google", "utm_campaign": "spine", "landing_page": "/stem-cell-spine"},
+        "source": {"utm_source": "google", "utm_campaign": "spine",
+                   "landing_page": "/stem-cell-spine"},
         "website": "",
     }
     body.update(changes)
@@ -353,7 +353,7 @@ class WorkerProcess:
         self.process = None
 
     def start(self):
-        self.log = open(self.log_path, "ab")
+        self.log = open(self.log_path, "ab")  # noqa: SIM115  (closed in stop())
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "workers", "worker", "-B",
              "-s", str(self.schedule_path), "--concurrency=2", "--loglevel=INFO",

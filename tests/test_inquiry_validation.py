@@ -55,7 +55,8 @@ CASES = {
         with_patient(phone="0412 345", country="US"), "patient.phone"),
     "unknown country": (with_patient(country="XX"), "patient.country"),
     "unknown language": (with_patient(language="qq"), "patient.language"),
-    "unknown currency": (inquiry_body(budget={"amount": 100, "currency": "XYZ"}), "budget.currency"),
+    "unknown currency": (inquiry_body(budget={"amount": 100, "currency": "XYZ"}),
+                         "budget.currency"),
     "unknown destination": (inquiry_body(destinations=["MX", "PA", "ZZ"]), "destinations.2"),
     "condition too short": (inquiry_body(condition="sore back"), "condition"),
     "condition too long": (inquiry_body(condition="x" * 5001), "condition"),
@@ -132,3 +133,11 @@ def test_optional_fields_may_be_null_or_absent(client, demo):
                         has_imaging=None, contact_preference=None, website=None)
     body["patient"].update(phone=None, language=None, birth_year=None)
     assert post(client, body).status_code == 202
+
+
+def test_nul_characters_are_refused_by_name_on_every_database(client, demo):
+    body = with_patient(first_name="An\x00a")
+    body["destinations"] = ["MX", "P\x00"]
+    assert_rejected(post(client, body), "patient.first_name", "destinations.1")
+    listing = client.get("/api/v1/leads?q=a%00b", headers={"Authorization": f"Bearer {demo}"})
+    assert_rejected(listing, "q")

@@ -83,7 +83,8 @@ def test_honeypot_answers_the_same_but_marks_spam_without_work(client, demo, db_
 def test_second_inquiry_within_30_days_is_a_duplicate_shown_on_the_first(client, demo, db_session):
     first_body = inquiry_body()
     first = post(client, first_body).get_json()["reference"]
-    again = inquiry_body(patient={**first_body["patient"], "email": first_body["patient"]["email"].upper()})
+    shouted = first_body["patient"]["email"].upper()
+    again = inquiry_body(patient={**first_body["patient"], "email": shouted})
     response = post(client, again)
     assert response.status_code == 202
     second = response.get_json()["reference"]
@@ -105,7 +106,8 @@ def test_same_person_other_treatment_is_not_a_duplicate(client, demo, db_session
 
 
 def test_malformed_json_answers_400(client, demo):
-    response = client.post("/api/v1/inquiries", data='{"patient": ', content_type="application/json")
+    response = client.post("/api/v1/inquiries", data='{"patient": ',
+                           content_type="application/json")
     assert response.status_code == 400
     assert response.mimetype == PROBLEM
     assert response.get_json()["status"] == 400

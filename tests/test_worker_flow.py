@@ -25,8 +25,9 @@ def test_inquiry_is_routed_and_everyone_told_exactly_once(
     body["patient"]["language"] = "de"
     reference = client.post("/api/v1/inquiries", json=body).get_json()["reference"]
 
-    lead = wait_until(lambda: (lead := lead_by_reference(db_session, reference)).status != "received"
-                      and lead, timeout=10, message="routing within 10 s")
+    lead = wait_until(
+        lambda: (lead := lead_by_reference(db_session, reference)).status != "received" and lead,
+        timeout=10, message="routing within 10 s")
     assert lead.status == "routed"
     assert 1 <= len(lead.referrals) <= 3
     assert {r.clinic_id for r in lead.referrals} <= catalogue["eligible"]

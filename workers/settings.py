@@ -22,7 +22,9 @@ def celery_settings(flask_config) -> dict:
         "worker_prefetch_multiplier": 1,
         "task_time_limit": 120,
         "task_soft_time_limit": 90,
-        # Redis redelivers an unacknowledged task after this long.
+        # Redis redelivers an unacknowledged task after this long; it must outlast the time
+        # limit. What a dead worker held is picked up sooner by route_stranded_leads and
+        # resend_stuck_mail.
         "broker_transport_options": {"visibility_timeout": 300},
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
@@ -30,6 +32,8 @@ def celery_settings(flask_config) -> dict:
             "relay-outbox": {"task": "relay_outbox", "schedule": OUTBOX_RELAY_EVERY},
             "expire-referrals": {"task": "expire_referrals", "schedule": timedelta(minutes=5)},
             "resend-stuck-mail": {"task": "resend_stuck_mail", "schedule": timedelta(seconds=30)},
+            "route-stranded-leads": {
+                "task": "route_stranded_leads", "schedule": timedelta(seconds=15)},
             "forget-idempotency-keys": {
                 "task": "forget_idempotency_keys", "schedule": timedelta(hours=1)},
         },

@@ -11,6 +11,7 @@ from leads.extensions import db
 from workers.celery import app
 
 log = get_task_logger(__name__)
+STRANDED_AFTER = timedelta(seconds=30)
 RETRY = {"retry_backoff": 2, "retry_backoff_max": 30, "retry_jitter": True, "max_retries": 30}
 
 
@@ -30,10 +31,11 @@ def relay_outbox() -> int:
 def process_lead(lead_id: int) -> None:
     try:
         routing.process_lead(lead_id)
+        # Routing queued mail in the outbox: relay it here and now, rather than at the next
+        # beat or through another task.
+        outbox.relay(publish)
     finally:
         db.session.remove()
-    # Routing queued mail in the outbox; relay it now rather than at the next beat.
-    relay_outbox.delay()
 
 
 @app.task(name=mail.SEND_TASK, autoretry_for=(smtplib.SMTPException, OSError), **RETRY)
@@ -46,10 +48,20 @@ def send_email(message_id: int) -> bool:
 
 @app.task(name="resend_stuck_mail")
 def resend_stuck_mail() -> int:
-    stuck = mail.stuck_messages(older_than=timedelta(minutes=1))
+    stuck = mail.stuck_messages(older_than=timedelta(seconds=30))
     for message_id in stuck:
         publish(mail.SEND_TASK, {"message_id": message_id})
     return len(stuck)
+
+
+@app.task(name="route_stranded_leads")
+def route_stranded_leads() -> int:
+    stranded = routing.stranded_leads(older_than=STRANDED_AFTER)
+    for lead_id in stranded:
+        publish("process_lead", {"lead_id": lead_id})
+    if stranded:
+        log.warning("routing %d stranded leads again", len(stranded))
+    return len(stranded)
 
 
 @app.task(name="expire_referrals")

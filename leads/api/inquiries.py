@@ -7,14 +7,20 @@ from sqlalchemy.exc import IntegrityError
 from webargs.flaskparser import abort
 
 from leads.api.parsing import Blueprint
+from leads.attachments import MAX_PER_LEAD, MAX_SIZE, TooManyFiles, add_attachment, sniff
+from leads.credentials import matches
 from leads.extensions import db, limiter
 from leads.idempotency import MAX_KEY_LENGTH, KeyReused, fingerprint, remember_answer, stored_answer
 from leads.intake import accept_inquiry, status_url
-from leads.credentials import matches
 from leads.models import Lead
 from leads.outbox import nudge_relay
 from leads.schemas.inquiry import (
-    InquiryAcceptedSchema, InquirySchema, InquiryStatusSchema, InquiryTokenQuerySchema,
+    AttachmentSchema,
+    AttachmentUploadSchema,
+    InquiryAcceptedSchema,
+    InquirySchema,
+    InquiryStatusSchema,
+    InquiryTokenQuerySchema,
 )
 
 blp = Blueprint(
@@ -91,6 +97,14 @@ class Inquiries(MethodView):
         return body, 202
 
 
+def patients_lead(reference: str, token: str) -> Lead:
+    """The lead the status link names; a wrong or missing token looks like no lead at all."""
+    lead = db.session.scalar(select(Lead).where(Lead.reference == reference.upper()))
+    if lead is None or not token or not matches(token, lead.status_token_hash):
+        abort(404, message="No inquiry with that reference and token.")
+    return lead
+
+
 @blp.route("/<string:reference>")
 class InquiryStatus(MethodView):
     @blp.arguments(InquiryTokenQuerySchema, location="query")
@@ -98,9 +112,7 @@ class InquiryStatus(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, query, reference):
         """What the patient may see of their own inquiry."""
-        lead = db.session.scalar(select(Lead).where(Lead.reference == reference.upper()))
-        if lead is None or not query["token"] or not matches(query["token"], lead.status_token_hash):
-            abort(404, message="No inquiry with that reference and token.")
+        lead = patients_lead(reference, query["token"])
         return {
             "reference": lead.reference,
             # The honeypot must not tell a bot it was caught.
@@ -113,3 +125,30 @@ class InquiryStatus(MethodView):
                 for referral in lead.referrals
             ],
         }
+
+
+@blp.route("/<string:reference>/attachments")
+class InquiryAttachments(MethodView):
+    @blp.arguments(InquiryTokenQuerySchema, location="query")
+    @blp.arguments(AttachmentUploadSchema, location="files")
+    @blp.response(201, AttachmentSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    def post(self, query, files, reference):
+        """Add a PDF, JPEG, PNG or DICOM file (judged by its content), up to 10 MB, five per
+        inquiry."""
+        lead = patients_lead(reference, query["token"])
+        upload = files["file"]
+        content = upload.read(MAX_SIZE + 1)
+        if len(content) > MAX_SIZE:
+            abort(413, message="A file may be at most 10 MB.")
+        content_type = sniff(content)
+        if content_type is None:
+            abort(422, messages={"file": ["Send a PDF, JPEG, PNG or DICOM file."]})
+        filename = (upload.filename or "attachment").rsplit("/", 1)[-1][:200]
+        try:
+            attachment = add_attachment(lead, filename, content, content_type)
+        except TooManyFiles:
+            abort(422, messages={"file": [f"An inquiry holds at most {MAX_PER_LEAD} files."]})
+        db.session.commit()
+        return attachment

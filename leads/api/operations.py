@@ -6,7 +6,12 @@ import time
 import redis
 from flask import Blueprint, Response, current_app, g, request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess,
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
 )
 from sqlalchemy import text
 

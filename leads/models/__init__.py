@@ -3,7 +3,13 @@
 from leads.models.accounts import ROLES, ClinicApiKey, StaffToken, User
 from leads.models.catalogue import Accreditation, Clinic, ClinicTreatment, CurrencyRate, Treatment
 from leads.models.lead import (
-    Attachment, Lead, LeadDestination, Note, Quote, Referral, TimelineEvent,
+    Attachment,
+    Lead,
+    LeadDestination,
+    Note,
+    Quote,
+    Referral,
+    TimelineEvent,
 )
 from leads.models.messaging import EmailMessage, IdempotencyRecord, OutboxMessage
 

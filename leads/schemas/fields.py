@@ -1,9 +1,20 @@
 """marshmallow fields for the codes and formats the contract fixes (CONTRACT §2)."""
 
+from datetime import UTC
+
 import phonenumbers
 import pycountry
 from email_validator import EmailNotValidError, validate_email
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
+
+
+class RowId(fields.Integer):
+    """The id of a stored row: a positive 32-bit integer."""
+
+    def __init__(self, **kw):
+        kw.setdefault("strict", True)
+        kw.setdefault("validate", validate.Range(min=1, max=2**31 - 1))
+        super().__init__(**kw)
 
 
 class Text(fields.String):
@@ -94,3 +105,29 @@ def parse_phone(raw: str, country: str | None) -> str:
     if not phonenumbers.is_valid_number(number):
         raise ValidationError("Not a valid phone number" + (f" for {country}." if region else "."))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class Instant(fields.Field):
+    """A date (`2027-02-01`) or an ISO 8601 date-time; naive times are read as UTC.
+    Loads to a `date` or an aware `datetime`, so a filter can treat a whole day."""
+
+    def __init__(self, **kw):
+        metadata = kw.pop("metadata", {})
+        metadata.setdefault("type", "string")
+        metadata.setdefault("description", "A date or an ISO 8601 date-time")
+        super().__init__(metadata=metadata, **kw)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        from datetime import date, datetime
+
+        if not isinstance(value, str):
+            raise ValidationError("Not a date or date-time.")
+        try:
+            if len(value) == 10:
+                return date.fromisoformat(value)
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError("Not a date or date-time.") from None
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)

@@ -2,8 +2,16 @@
 
 from datetime import date
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, \
-    validates_schema
+from flask_smorest.fields import Upload
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates,
+    validates_schema,
+)
 
 from leads.catalogue import find_active_treatment
 from leads.schemas.fields import Country, Currency, Email, Language, Text, parse_phone
@@ -85,7 +93,8 @@ class InquirySchema(Schema):
     )
     budget = fields.Nested(BudgetSchema, allow_none=True)
     travel_window = fields.Nested(TravelWindowSchema, allow_none=True)
-    contact_preference = fields.String(allow_none=True, validate=validate.OneOf(CONTACT_PREFERENCES))
+    contact_preference = fields.String(allow_none=True,
+                                       validate=validate.OneOf(CONTACT_PREFERENCES))
     consent = fields.Nested(ConsentSchema, required=True)
     source = fields.Nested(SourceSchema, allow_none=True)
     website = fields.String(allow_none=True, metadata={"description": "Leave empty."})
@@ -109,7 +118,8 @@ class InquiryAcceptedSchema(Schema):
 
 
 class PublicQuoteSchema(Schema):
-    amount = fields.Decimal(as_string=False, places=2, metadata={"type": "number"})
+    # A Float: Flask's JSON provider writes a Decimal as a string, not as the number documented.
+    amount = fields.Float()
     currency = fields.String()
     includes = fields.List(fields.String())
     valid_until = fields.Date(allow_none=True)
@@ -145,3 +155,14 @@ class InquiryStatusSchema(Schema):
 
 class InquiryTokenQuerySchema(Schema):
     token = fields.String(load_default="")
+
+
+class AttachmentUploadSchema(Schema):
+    file = Upload(required=True, metadata={"description": "PDF, JPEG, PNG or DICOM, up to 10 MB"})
+
+
+class AttachmentSchema(Schema):
+    id = fields.Integer()
+    filename = fields.String()
+    size = fields.Integer()
+    content_type = fields.String()

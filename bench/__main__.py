@@ -1,0 +1,175 @@
+"""`make bench`: intake beside its floor, end to end, matching at scale and worker memory.
+Prints one line per figure with its ratio or target and records them in bench/RESULTS.md.
+
+    python -m bench [--profile auto|all|none]
+
+`auto` (the default) profiles the figures that missed their targets, after the measured runs
+and apart from them: py-spy on the gunicorn workers under load, py-spy and per-task times on
+the workers draining a smaller batch, pyinstrument over the matches."""
+
+import argparse
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import end_to_end, intake, matching
+from bench.support import ROOT, bench_lock, ensure_requirements, ensure_wrk
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+FIGURES = ("<!-- figures:start -->", "<!-- figures:end -->")
+PROFILES = ("<!-- profiles:start -->", "<!-- profiles:end -->")
+TARGETS = {"ratio": 0.6, "half_p99": 50, "done": 60, "match_p95": 20, "growth": 10}
+
+
+def machine() -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    cpu = re.search(r"model name\s*:\s*(.*)", cpuinfo)
+    memory = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
+    postgres = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc",
+                               "SHOW server_version"], capture_output=True, text=True)
+    return (f"{cpu.group(1) if cpu else platform.processor()}, "
+            f"{len(re.findall(r'^processor', cpuinfo, re.M))} cores, "
+            f"{int(memory.group(1)) // 1024 // 1024} GiB RAM; {platform.system()} "
+            f"{platform.release()}; Python {platform.python_version()}; "
+            f"PostgreSQL {postgres.stdout.strip() or 'unknown'}")
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def growth(e: dict) -> float:
+    return (e["late_rss"] - e["early_rss"]) / e["early_rss"] * 100
+
+
+def lines(i: dict, e: dict, m: dict) -> list[str]:
+    return [
+        f"intake      rps={i['app']['rps']:.0f} p50={i['app']['p50']:.1f}ms "
+        f"p99={i['app']['p99']:.1f}ms  floor rps={i['floor']['rps']:.0f} "
+        f"p99={i['floor']['p99']:.1f}ms  ratio={i['ratio']:.2f} (target >= 0.6)",
+        f"intake/2    offered ~{i['half_target']:.0f} req/s (half the top rate), took "
+        f"{i['half']['rps']:.0f}: p50={i['half']['p50']:.1f}ms p99={i['half']['p99']:.1f}ms "
+        f"(target p99 < 50 ms)",
+        f"end-to-end  {e['leads']} leads routed+acknowledged in {e['done_s']:.1f}s (target < 60 s):"
+        f" routed {e['routed_s']:.1f}s, acked {e['acknowledged_s']:.1f}s; all {e['messages']} "
+        f"mails {e['all_mail_s']:.1f}s, floor {e['floor']:.1f}s, "
+        f"ratio={e['all_mail_s'] / e['floor']:.1f}x; Message-IDs twice={e['twice']}, acks "
+        f"{e['acknowledged']}/{e['leads']}, twice={e['acknowledged_twice']}",
+        f"matching    p95={m['p95']:.1f}ms p50={m['p50']:.1f}ms (target p95 < 20 ms)  floor "
+        f"query p95={m['floor_p95']:.1f}ms  ratio={m['p95'] / m['floor_p95']:.1f}x the floor",
+        f"memory      worker RSS {e['early_rss'] / 1024:.0f} MiB after {end_to_end.EARLY} "
+        f"leads, {e['late_rss'] / 1024:.0f} MiB after {e['leads']}: {growth(e):+.1f}% "
+        f"(target within 10 %)",
+    ]
+
+
+def stack_lines(stacks: dict) -> list[str]:
+    def joined(pairs):
+        return ", ".join(f"{name} {share}%" for name, share in pairs)
+
+    return [f"  samples inside: {stacks['samples']}",
+            f"  time by innermost package: {joined(stacks['self_by_package'])}",
+            "  project functions, inclusive:",
+            *(f"    {share:5.1f}%  {name}" for name, share in stacks["project_functions"])]
+
+
+def profile_lines(profiles: dict) -> list[str]:
+    out = []
+    if "intake" in profiles:
+        p = profiles["intake"]
+        out += [f"intake: py-spy on both gunicorn workers, {intake.PROFILE_SECONDS} s at full "
+                f"load ({p['under_profiler']['rps']:.0f} req/s under the profiler); share of "
+                f"the samples inside Flask.wsgi_app", *stack_lines(p)]
+    if "end_to_end" in profiles:
+        p = profiles["end_to_end"]
+        out += [f"end to end: {p['leads']} leads, done in {p['done_s']:.1f}s, all mail in "
+                f"{p['all_mail_s']:.1f}s, with the "
+                f"workers logging each task and py-spy on both pool processes; share of the "
+                f"samples inside a task", "  tasks (count, mean, total):",
+                *(f"    {name:22} {t['count']:6} {t['mean_ms']:7.2f} ms {t['total_s']:7.1f} s"
+                  for name, t in p["tasks"].items()),
+                *stack_lines(p["stacks"])]
+    if profiles.get("matching"):
+        out += [f"matching: pyinstrument over the 200 matches, in {profiles['matching']}"]
+    return out
+
+
+def replace_block(text: str, markers: tuple[str, str], body: list[str]) -> str:
+    start, end = markers
+    block = "\n".join([start, *body, end])
+    if start not in text:
+        return text.rstrip("\n") + "\n\n" + block + "\n"
+    return re.sub(f"{re.escape(start)}.*?{re.escape(end)}", lambda _: block, text, flags=re.S)
+
+
+def record(figures: list[str], details: dict, profiles: dict, started: float,
+           load_before: str) -> None:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = [f"Latest run: {stamp}, {time.monotonic() - started:.0f} s in all (`make bench`).",
+            f"Machine: {machine()}.",
+            f"Load average before the run: {load_before}; after: {load()}.",
+            "", "```", *figures, "```", "", "Raw figures:", "", "```",
+            *(f"{name}: {value}" for name, value in details.items()), "```"]
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    text = replace_block(text, FIGURES, body)
+    profile_body = ["Profiles of the latest run (figures that missed their targets):", "",
+                    "```", *profile_lines(profiles), "```"] if profiles else [
+        "No profile in the latest run: every target was met."]
+    RESULTS.write_text(replace_block(text, PROFILES, profile_body))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--profile", choices=("auto", "all", "none"), default="auto",
+                        help="profile the figures that missed their targets (auto), every "
+                             "figure (all) or none")
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    # Stopped from outside (make interrupted, a CI timeout): unwind through every `finally`,
+    # so that the servers, workers and databases the run started go with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with bench_lock():
+        started = time.monotonic()
+        load_before = load()
+        if not ensure_requirements() and args.profile != "none":
+            print("bench: the profilers could not be installed; no profiles this run")
+            args.profile = "none"
+        ensure_wrk()
+        run_id = str(int(time.time()))
+        print(f"bench: intake (about 1 minute; load average {load_before})", flush=True)
+        i = intake.run(run_id)
+        print("bench: end to end (2 to 3 minutes)", flush=True)
+        e = end_to_end.run(run_id)
+        print("bench: matching at scale (under a minute)", flush=True)
+        m = matching.run(args.profile)
+        figures = lines(i, e, m)
+        print("\n".join(figures), flush=True)
+
+        profiles = {}
+        every = args.profile == "all"
+        if args.profile != "none":
+            if every or i["ratio"] < TARGETS["ratio"] or i["half"]["p99"] >= TARGETS["half_p99"]:
+                print("bench: profiling intake (about 30 s)", flush=True)
+                profiles["intake"] = intake.profile(run_id)
+            if every or e["done_s"] >= TARGETS["done"]:
+                print(f"bench: profiling end to end ({end_to_end.PROFILE_LEADS} leads, about "
+                      f"1 minute)", flush=True)
+                profiles["end_to_end"] = end_to_end.profile(run_id)
+            if m["profile"]:
+                profiles["matching"] = m["profile"]
+        record(figures, {"intake": i, "end_to_end": e, "matching": m}, profiles, started,
+               load_before)
+        if profiles:
+            print("\n".join(profile_lines(profiles)))
+        print(f"bench: {time.monotonic() - started:.0f} s in all; figures in "
+              f"{RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

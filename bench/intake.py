@@ -1,0 +1,66 @@
+"""Intake under load: the real app beside the floor (bench/floor.py), both on gunicorn with
+two workers and PostgreSQL, loaded by wrk with distinct valid inquiries; then the app paced to
+half its top rate. `profile` loads the app once more with py-spy on its workers."""
+
+from bench.support import (
+    REDIS_URL,
+    children,
+    clean_redis,
+    database,
+    flask_command,
+    gunicorn,
+    processes,
+    py_spy,
+    sqlalchemy_url,
+    summarize_stacks,
+    wrk,
+)
+
+SECONDS = 15
+CONNECTIONS = 8
+PROFILE_SECONDS = 10
+PATH = "/api/v1/inquiries"
+
+
+def app_env(dsn: str) -> dict:
+    return {"DATABASE_URL": sqlalchemy_url(dsn), "REDIS_URL": REDIS_URL, "LOG_LEVEL": "WARNING",
+            "INQUIRY_RATE_LIMIT": "1000000 per minute", "SECRET_KEY": "bench"}
+
+
+def run(run_id: str) -> dict:
+    with clean_redis(), database("intake") as dsn, processes() as running:
+        env = app_env(dsn)
+        flask_command(env, "db", "upgrade")
+        flask_command(env, "seed-demo")
+        app = gunicorn(running, "intake-app", "wsgi:app", env) + PATH
+        floor = gunicorn(running, "intake-floor", "bench.floor:app", {"FLOOR_DSN": dsn}) + PATH
+        for url in (app, floor):  # warm both: imports, connections, caches
+            wrk(url, 3, CONNECTIONS, f"{run_id}w")
+        measured = wrk(app, SECONDS, CONNECTIONS, f"{run_id}a")
+        baseline = wrk(floor, SECONDS, CONNECTIONS, f"{run_id}f")
+        # Half the top rate: each connection waits between requests so that together they
+        # offer about half of what the app took at full load (a little less for the time
+        # each request itself takes).
+        target = measured["rps"] / 2
+        pause = CONNECTIONS * 1000 / target * 0.9
+        half = wrk(app, SECONDS, CONNECTIONS, f"{run_id}h", delay_ms=pause)
+    return {"app": measured, "floor": baseline, "half": half, "half_target": round(target, 1),
+            "ratio": measured["rps"] / baseline["rps"]}
+
+
+def profile(run_id: str) -> dict:
+    """The app at full load once more, with py-spy sampling both gunicorn workers."""
+    with clean_redis(), database("intake_profile") as dsn, processes() as running:
+        env = app_env(dsn)
+        flask_command(env, "db", "upgrade")
+        flask_command(env, "seed-demo")
+        base = gunicorn(running, "intake-profile-app", "wsgi:app", env)
+        app = base + PATH
+        wrk(app, 3, CONNECTIONS, f"{run_id}pw")
+        master = running.started[0].pid
+        spies, outputs = py_spy(running, "intake-profile", children(master), PROFILE_SECONDS)
+        loaded = wrk(app, PROFILE_SECONDS, CONNECTIONS, f"{run_id}p")
+        for spy in spies:
+            spy.wait(timeout=60)
+    return {"under_profiler": loaded,
+            **summarize_stacks(outputs, "Flask.wsgi_app (flask/app.py")}

@@ -1,0 +1,146 @@
+"""Matching at scale: 10,000 clinics and 50 treatments in PostgreSQL; one lead's match
+(loading the candidates as routing does, then scoring them) beside the floor of one bare SQL
+query that selects the same eligible clinics. With `profile`, the same 200 matches again under
+pyinstrument."""
+
+import os
+import random
+import time
+from datetime import date, timedelta
+from decimal import Decimal
+
+import psycopg
+
+from bench.support import (
+    OUT,
+    REDIS_URL,
+    database,
+    flask_command,
+    percentile,
+    sqlalchemy_url,
+)
+
+CLINICS = 10_000
+TREATMENTS = 50
+OFFERS_PER_CLINIC = 5
+LEADS = 200
+TARGET_P95_MS = 20
+COUNTRIES = ("MX", "PA", "CO", "CR", "TR", "TH", "DE", "ES", "IN", "HU", "KR", "PL", "BR", "AR",
+             "PT", "GR", "HR", "CZ", "MY", "AE")
+CURRENCIES = {"USD": "1", "EUR": "1.08", "MXN": "0.058", "TRY": "0.031", "THB": "0.028"}
+LANGUAGES = ("en", "es", "de", "tr", "th", "pt", "fr")
+
+FLOOR_QUERY = """
+SELECT c.id FROM clinics c JOIN clinic_treatments ct ON ct.clinic_id = c.id
+WHERE ct.treatment_id = %(treatment)s AND c.active AND c.country = ANY(%(countries)s)
+  AND EXISTS (SELECT 1 FROM accreditations a WHERE a.clinic_id = c.id AND a.verified
+              AND a.valid_from <= %(today)s AND a.valid_until >= %(today)s)
+"""
+
+
+def fill(dsn: str, rng: random.Random) -> None:
+    today = date.today()
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        with cur.copy("COPY treatments (slug, name, specialty, active, created_at) "
+                      "FROM STDIN") as copy:
+            for n in range(TREATMENTS):
+                copy.write_row((f"treatment-{n}", f"Treatment {n}", f"specialty-{n % 8}", True,
+                                "now"))
+        with cur.copy("COPY clinics (name, city, country, email, languages, active, "
+                      "monthly_referral_cap, created_at, updated_at) FROM STDIN") as copy:
+            for n in range(CLINICS):
+                languages = rng.sample(LANGUAGES, 2)
+                copy.write_row((f"Clinic {n}", "City", rng.choice(COUNTRIES),
+                                f"clinic{n}@clinic.example", f'["{languages[0]}", '
+                                f'"{languages[1]}"]', n % 23 != 0, rng.randint(10, 200),
+                                "now", "now"))
+        cur.execute("SELECT min(id) FROM clinics")
+        first_clinic = cur.fetchone()[0]
+        cur.execute("SELECT min(id) FROM treatments")
+        first_treatment = cur.fetchone()[0]
+        with cur.copy("COPY clinic_treatments (clinic_id, treatment_id, price_min, price_max, "
+                      "currency) FROM STDIN") as copy:
+            for n in range(CLINICS):
+                for t in rng.sample(range(TREATMENTS), OFFERS_PER_CLINIC):
+                    low = rng.randint(2, 30) * 500
+                    copy.write_row((first_clinic + n, first_treatment + t, low, low * 1.5,
+                                    rng.choice(list(CURRENCIES))))
+        with cur.copy("COPY accreditations (clinic_id, body, reference, valid_from, "
+                      "valid_until, verified, created_at) FROM STDIN") as copy:
+            for n in range(CLINICS):
+                valid = rng.random() < 0.85
+                until = today + timedelta(days=365) if valid else today - timedelta(days=10)
+                copy.write_row((first_clinic + n, rng.choice(("JCI", "ISO 9001", "GMP")),
+                                f"REF-{n}", today - timedelta(days=400), until,
+                                rng.random() < 0.9, "now"))
+        for currency, rate in CURRENCIES.items():
+            cur.execute("INSERT INTO currency_rates (currency, usd_per_unit, updated_at) "
+                        "VALUES (%s, %s, now())", (currency, rate))
+        cur.execute("ANALYZE")
+
+
+def run(profile: str = "auto") -> dict:
+    rng = random.Random(20261125)
+    with database("matching") as dsn:
+        env = {"DATABASE_URL": sqlalchemy_url(dsn), "REDIS_URL": REDIS_URL,
+               "LOG_LEVEL": "WARNING", "SECRET_KEY": "bench"}
+        flask_command(env, "db", "upgrade")
+        fill(dsn, rng)
+        os.environ.update(env)
+        from leads import create_app
+        from leads.extensions import db
+        from leads.matching import best_matches
+        from leads.models import Lead
+        from leads.models.types import utcnow
+        from leads.routing import lead_profile, load_candidates, usd_rates
+
+        app = create_app()
+        leads = []
+        with app.app_context():
+            treatment_ids = [t for (t,) in db.session.execute(
+                db.text("SELECT id FROM treatments ORDER BY id")).all()]
+        for _ in range(LEADS):
+            lead = Lead(treatment_id=rng.choice(treatment_ids), language=rng.choice(LANGUAGES),
+                        budget_amount=Decimal(rng.randint(5, 40) * 1000),
+                        budget_currency=rng.choice(list(CURRENCIES)))
+            lead.destinations = rng.sample(COUNTRIES, 2)
+            leads.append(lead)
+
+        timings, floor, chosen = [], [], 0
+        with app.app_context():
+            for lead in leads[:20]:  # warm the caches and the connection
+                load_candidates(lead, set(), utcnow())
+            for lead in leads:
+                start = time.perf_counter()
+                now = utcnow()
+                matches = best_matches(load_candidates(lead, set(), now), lead_profile(lead),
+                                       now.date(), usd_rates(), 3)
+                timings.append((time.perf_counter() - start) * 1000)
+                chosen += len(matches)
+                db.session.expunge_all()
+            profiled = profile == "all" or (
+                profile == "auto" and percentile(timings, 0.95) >= TARGET_P95_MS)
+            if profiled:
+                from pyinstrument import Profiler
+
+                profiler = Profiler(interval=0.0005)
+                with profiler:
+                    for lead in leads:
+                        now = utcnow()
+                        best_matches(load_candidates(lead, set(), now), lead_profile(lead),
+                                     now.date(), usd_rates(), 3)
+                        db.session.expunge_all()
+                (OUT / "matching-profile.txt").write_text(
+                    profiler.output_text(unicode=False, color=False))
+            db.engine.dispose()
+        with psycopg.connect(dsn) as conn:
+            for lead in leads:
+                start = time.perf_counter()
+                conn.execute(FLOOR_QUERY, {"treatment": lead.treatment_id,
+                                           "countries": lead.destinations,
+                                           "today": date.today()}).fetchall()
+                floor.append((time.perf_counter() - start) * 1000)
+    return {"p50": percentile(timings, 0.5), "p95": percentile(timings, 0.95),
+            "floor_p50": percentile(floor, 0.5), "floor_p95": percentile(floor, 0.95),
+            "matches_per_lead": chosen / LEADS,
+            "profile": "bench/out/matching-profile.txt" if profiled else None}

@@ -1,0 +1,178 @@
+"""Leads as coordinators see and change them (CONTRACT §4)."""
+
+from marshmallow import Schema, fields, validate
+
+from leads.api.paging import PageQuerySchema, page_schema
+from leads.pipeline import LEAD_STATUSES, PRIORITIES
+from leads.schemas.fields import Country, Instant, RowId, Text
+from leads.schemas.inquiry import PublicClinicSchema, PublicQuoteSchema
+
+
+class PatientOutSchema(Schema):
+    first_name = fields.String()
+    last_name = fields.String()
+    email = fields.String()
+    phone = fields.String(allow_none=True)
+    country = fields.String()
+    language = fields.String(allow_none=True)
+    birth_year = fields.Integer(allow_none=True)
+
+
+class MoneySchema(Schema):
+    amount = fields.Float()
+    currency = fields.String()
+
+
+class WindowSchema(Schema):
+    earliest = fields.Date(allow_none=True)
+    latest = fields.Date(allow_none=True)
+
+
+class ConsentOutSchema(Schema):
+    data_processing = fields.Boolean()
+    share_with_clinics = fields.Boolean()
+    marketing = fields.Boolean()
+
+
+class LeadSchema(Schema):
+    id = fields.Integer()
+    reference = fields.String()
+    status = fields.String()
+    priority = fields.String()
+    tags = fields.List(fields.String())
+    assigned_to = fields.Integer(attribute="assigned_to_id", allow_none=True)
+    treatment = fields.Function(lambda lead: lead.treatment.slug, metadata={"type": "string"})
+    patient = fields.Function(lambda lead: PatientOutSchema().dump(lead),
+                              metadata={"type": "object"})
+    condition = fields.String()
+    has_imaging = fields.Boolean(allow_none=True)
+    destinations = fields.List(fields.String())
+    budget = fields.Function(
+        lambda lead: MoneySchema().dump({"amount": lead.budget_amount,
+                                         "currency": lead.budget_currency})
+        if lead.budget_amount is not None else None, allow_none=True,
+        metadata={"type": "object", "nullable": True})
+    travel_window = fields.Function(
+        lambda lead: WindowSchema().dump({"earliest": lead.travel_earliest,
+                                          "latest": lead.travel_latest})
+        if lead.travel_earliest or lead.travel_latest else None, allow_none=True,
+        metadata={"type": "object", "nullable": True})
+    contact_preference = fields.String(allow_none=True)
+    consent = fields.Function(lambda lead: ConsentOutSchema().dump({
+        "data_processing": lead.consent_data_processing,
+        "share_with_clinics": lead.consent_share_with_clinics,
+        "marketing": lead.consent_marketing}), metadata={"type": "object"})
+    source = fields.Dict()
+    duplicate_of = fields.Integer(attribute="duplicate_of_id", allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class ReasonSchema(Schema):
+    factor = fields.String()
+    value = fields.Float()
+    weight = fields.Float()
+    note = fields.String()
+
+
+class ClinicRefSchema(PublicClinicSchema):
+    id = fields.Integer()
+
+
+class QuoteSchema(PublicQuoteSchema):
+    id = fields.Integer()
+
+
+class ReferralSchema(Schema):
+    id = fields.Integer()
+    clinic = fields.Nested(ClinicRefSchema)
+    status = fields.String()
+    score = fields.Float()
+    reasons = fields.List(fields.Nested(ReasonSchema))
+    quotes = fields.List(fields.Nested(QuoteSchema))
+    created_at = fields.DateTime()
+    responded_at = fields.DateTime(allow_none=True)
+    expires_at = fields.DateTime(allow_none=True)
+
+
+class EventSchema(Schema):
+    at = fields.DateTime()
+    actor = fields.String()
+    kind = fields.String()
+    data = fields.Dict()
+
+
+class LeadDetailSchema(LeadSchema):
+    referrals = fields.List(fields.Nested(ReferralSchema))
+    timeline = fields.List(fields.Nested(EventSchema))
+
+
+LeadPageSchema = page_schema(LeadSchema, "LeadPage")
+
+
+class LeadFilterSchema(Schema):
+    status = fields.String(validate=validate.OneOf(LEAD_STATUSES))
+    treatment = fields.String()
+    country = Country()
+    destination = Country()
+    assigned_to = fields.String(metadata={"description": "`me`, `none` or a user id"})
+    q = fields.String(validate=validate.Length(min=1, max=200))
+    created_from = Instant()
+    created_to = Instant()
+
+
+class LeadListQuerySchema(PageQuerySchema, LeadFilterSchema):
+    pass
+
+
+class FunnelQuerySchema(Schema):
+    created_from = Instant()
+    created_to = Instant()
+
+
+class LeadPatchSchema(Schema):
+    assigned_to = RowId(allow_none=True)
+    priority = fields.String(validate=validate.OneOf(PRIORITIES))
+    tags = fields.List(Text(max_length=50), validate=validate.Length(max=20))
+
+
+class TransitionSchema(Schema):
+    to = fields.String(required=True, validate=validate.OneOf(LEAD_STATUSES))
+    reason = Text(allow_none=True, max_length=1000)
+
+
+class NoteInSchema(Schema):
+    body = Text(required=True, max_length=10000)
+
+
+class NoteSchema(Schema):
+    id = fields.Integer()
+    body = fields.String()
+    author = fields.Integer(attribute="author_id")
+    created_at = fields.DateTime()
+
+
+class RerouteSchema(Schema):
+    exclude_clinic_ids = fields.List(RowId(), load_default=list,
+                                     validate=validate.Length(max=1000))
+
+
+class UserSchema(Schema):
+    id = fields.Integer()
+    email = fields.String()
+    role = fields.String()
+
+
+class ClinicFunnelSchema(Schema):
+    clinic_id = fields.Integer()
+    name = fields.String()
+    referrals = fields.Integer()
+    accepted = fields.Integer()
+    acceptance_rate = fields.Float()
+    median_hours_to_first_answer = fields.Float(allow_none=True)
+
+
+class FunnelSchema(Schema):
+    by_status = fields.Dict(keys=fields.String(), values=fields.Integer())
+    by_treatment = fields.Dict(keys=fields.String(), values=fields.Integer())
+    clinics = fields.List(fields.Nested(ClinicFunnelSchema))
