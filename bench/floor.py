@@ -65,6 +65,6 @@ def inquiry():
             "INSERT INTO outbox (task, payload, created_at, available_at, attempts) "
             "VALUES (%s, %s, %s, %s, 0)",
             [("process_lead", json.dumps({"lead_id": lead_id}), now, now),
-             ("send_email", json.dumps({"message_id": message_id}), now, now)])
+             ("send_emails", json.dumps({"message_ids": [message_id]}), now, now)])
     return {"reference": reference, "status": "received"}, 202
 

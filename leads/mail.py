@@ -4,13 +4,15 @@ A message is written (with its key: kind, lead, recipient) in the same transacti
 change that calls for it, so a retry finds the record and never makes a second one. Sending
 takes a short lease on the record, hands the message to the relay, and marks it sent at once.
 The one window that can still repeat a message is a crash after the relay accepted it and
-before that mark is committed (the relay's reply to the data, then one UPDATE and COMMIT;
-the goodbye to the relay comes after the mark). The copy keeps the same Message-ID, so a
-relay or mailbox that de-duplicates by it drops it.
+before that mark is committed (between the relay's reply to the data and one UPDATE and
+COMMIT; the connection to the relay stays open for the next message). The copy keeps the
+same Message-ID, so a relay or mailbox that de-duplicates by it drops it.
 """
 
 import hashlib
+import os
 import smtplib
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage as MimeMessage
@@ -24,9 +26,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from leads.extensions import db
 from leads.models import EmailMessage
 from leads.models.types import utcnow
-from leads.outbox import enqueue
+from leads.outbox import Merge, enqueue
 
-SEND_TASK = "send_email"
+SEND_TASK = "send_emails"
+SEND_BATCH = Merge(key="message_ids", size=20)
 INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 # A send normally takes milliseconds and each SMTP step gives up after 15 s; a lease that runs
 # out while its send still hangs lets the message be tried again, at worst sent twice.
@@ -83,11 +86,14 @@ def queue_email(kind: str, key: str, recipient: str, language: str, *, lead_id: 
         .returning(EmailMessage.id))
     if message_id is None:
         return False
-    enqueue(SEND_TASK, message_id=message_id)
+    enqueue(SEND_TASK, message_ids=[message_id])
     return True
 
 
-def _claim(message_id: int) -> bool:
+def _claim(message_id: int, sender: str) -> MimeMessage | None:
+    """Lease the message and build it, in one short transaction; None when it was sent or
+    another sender holds it. The transaction ends here, so no snapshot is held while the
+    relay is talked to (SQLite refuses a later write from a stale snapshot)."""
     now = utcnow()
     claimed = db.session.execute(
         update(EmailMessage)
@@ -96,8 +102,15 @@ def _claim(message_id: int) -> bool:
         .values(status="sending", locked_until=now + SEND_LEASE,
                 attempts=EmailMessage.attempts + 1)
     ).rowcount == 1
+    mime = _mime(db.session.get(EmailMessage, message_id), sender) if claimed else None
     db.session.commit()
-    return claimed
+    return mime
+
+
+def _record(message_id: int, **values) -> None:
+    db.session.execute(update(EmailMessage).where(EmailMessage.id == message_id)
+                       .values(locked_until=None, **values))
+    db.session.commit()
 
 
 def _mime(message: EmailMessage, sender: str) -> MimeMessage:
@@ -106,6 +119,7 @@ def _mime(message: EmailMessage, sender: str) -> MimeMessage:
     mime["To"] = message.recipient
     mime["Subject"] = message.subject
     mime["Date"] = formatdate(message.created_at.timestamp(), usegmt=True)
+    # The same message always has the same Message-ID, so a copy is recognisable.
     digest = hashlib.sha256(message.dedupe_key.encode()).hexdigest()[:32]
     mime["Message-ID"] = f"<{digest}@{sender.rpartition('@')[2] or 'localhost'}>"
     mime.set_content(message.body_text)
@@ -113,39 +127,71 @@ def _mime(message: EmailMessage, sender: str) -> MimeMessage:
     return mime
 
 
+class Relay:
+    """The process's connection to the mail relay, opened on first use and kept: a
+    connection per message (greeting, EHLO, QUIT) cost more than the message itself."""
+
+    IDLE_CHECK = 10  # seconds idle after which the connection is checked with NOOP first
+
+    def __init__(self):
+        self._smtp: smtplib.SMTP | None = None
+        self._owner: tuple | None = None  # (pid, settings): never reuse across a fork
+        self._last_used = 0.0
+
+    def send(self, mime: MimeMessage, settings: SmtpSettings) -> None:
+        self._connection(settings).send_message(mime)
+        self._last_used = time.monotonic()
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.close()
+            finally:
+                self._smtp = None
+
+    def _connection(self, settings: SmtpSettings) -> smtplib.SMTP:
+        owner = (os.getpid(), settings)
+        fresh = time.monotonic() - self._last_used < self.IDLE_CHECK
+        if self._smtp is not None and self._owner == owner and (fresh or self._alive()):
+            return self._smtp
+        self.close()
+        smtp = smtplib.SMTP(settings.host, settings.port, timeout=15)
+        try:
+            if settings.starttls:
+                smtp.starttls()
+            if settings.username:
+                smtp.login(settings.username, settings.password)
+        except Exception:
+            smtp.close()
+            raise
+        self._smtp, self._owner = smtp, owner
+        return smtp
+
+    def _alive(self) -> bool:
+        try:
+            return self._smtp.noop()[0] == 250
+        except (smtplib.SMTPException, OSError):
+            self.close()
+            return False
+
+
+relay = Relay()
+
+
 def deliver(message_id: int, smtp: SmtpSettings) -> bool:
     """Send one recorded message unless it was sent or is being sent; True if sent now.
     Raises on a relay failure, with the message left pending for a retry."""
-    if not _claim(message_id):
+    mime = _claim(message_id, smtp.sender)
+    if mime is None:
         return False
-    message = db.session.get(EmailMessage, message_id)
-    relay = None
     try:
-        relay = smtplib.SMTP(smtp.host, smtp.port, timeout=15)
-        if smtp.starttls:
-            relay.starttls()
-        if smtp.username:
-            relay.login(smtp.username, smtp.password)
-        relay.send_message(_mime(message, smtp.sender))
+        relay.send(mime, smtp)
     except Exception as error:
-        if relay is not None:
-            relay.close()
-        message.status = "pending"
-        message.locked_until = None
-        message.last_error = f"{type(error).__name__}: {error}"[:1000]
-        db.session.commit()
-        raise
-    # The relay has taken the message: record it before anything else (saying goodbye to
-    # the relay included) can fail or be cut short, to keep the crash window small.
-    message.status = "sent"
-    message.sent_at = utcnow()
-    message.locked_until = None
-    message.last_error = None
-    db.session.commit()
-    try:
-        relay.quit()
-    except (smtplib.SMTPException, OSError):
         relay.close()
+        _record(message_id, status="pending", last_error=f"{type(error).__name__}: {error}"[:1000])
+        raise
+    # The relay has taken the message: record it at once, to keep the crash window small.
+    _record(message_id, status="sent", sent_at=utcnow(), last_error=None)
     return True
 
 

@@ -4,7 +4,9 @@ to the broker. Delivery is at least once; every task is idempotent, so once in e
 import logging
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from celery import Celery
 from flask import Flask, current_app
@@ -24,11 +26,22 @@ def enqueue(task: str, **payload) -> None:
     db.session.add(OutboxMessage(task=task, payload=payload))
 
 
-def relay(publish: Callable[[str, dict], None], batch: int = 500) -> int:
-    """Publish pending rows and mark them dispatched; returns how many.
+@dataclass(frozen=True)
+class Merge:
+    """Rows of one task whose payload is a single list under `key` are published up to
+    `size` at a time as one task, their lists joined: one task for a burst's e-mails rather
+    than one each."""
+
+    key: str
+    size: int
+
+
+def relay(publish: Callable[[str, dict], None], merges: Mapping[str, Merge] | None = None,
+          batch: int = 500) -> int:
+    """Publish pending rows and mark them dispatched; returns how many rows.
 
     Rows are claimed with FOR UPDATE SKIP LOCKED (PostgreSQL), so several relays never
-    publish the same row at once. A publish that fails leaves its row for the next run.
+    publish the same row at once. A publish that fails leaves its rows for the next run.
     """
     rows = db.session.scalars(
         select(OutboxMessage)
@@ -39,14 +52,33 @@ def relay(publish: Callable[[str, dict], None], batch: int = 500) -> int:
     ).all()
     done = 0
     try:
-        for row in rows:
-            row.attempts += 1
-            publish(row.task, row.payload)
-            row.dispatched_at = utcnow()
-            done += 1
+        for task, payload, group in _publications(rows, merges or {}):
+            for row in group:
+                row.attempts += 1
+            publish(task, payload)
+            for row in group:
+                row.dispatched_at = utcnow()
+            done += len(group)
     finally:
         db.session.commit()
     return done
+
+
+def _publications(rows: list[OutboxMessage], merges: Mapping[str, Merge]):
+    """(task, payload, rows) to publish, in the order of each one's first row."""
+    publications, filling = [], {}
+    for row in rows:
+        merge = merges.get(row.task)
+        if merge is None:
+            publications.append((row.task, row.payload, [row]))
+            continue
+        current = filling.get(row.task)
+        if current is None or len(current[1][merge.key]) >= merge.size:
+            current = filling[row.task] = (row.task, {merge.key: []}, [])
+            publications.append(current)
+        current[1][merge.key].extend(row.payload[merge.key])
+        current[2].append(row)
+    return publications
 
 
 def init_publisher(app: Flask) -> None:
@@ -67,7 +99,11 @@ def init_publisher(app: Flask) -> None:
 class Nudger:
     """Sends relay nudges from one background thread per process. A request only sets a
     flag; nudges asked for while one is on its way (or stuck on a Redis that does not
-    answer) fold into the next."""
+    answer), or within FOLD seconds after it, fold into the next: the first inquiry of a
+    quiet spell is relayed at once, a burst's are relayed a few at a time rather than each
+    with a task of its own."""
+
+    FOLD = 0.25
 
     def __init__(self):
         self._wanted = threading.Event()
@@ -96,6 +132,7 @@ class Nudger:
             except Exception as error:  # the beat relay picks the work up anyway
                 log.warning("outbox nudge failed (%s); the periodic relay will pick the work "
                             "up", type(error).__name__)
+            time.sleep(self.FOLD)
 
 
 _nudger = Nudger()

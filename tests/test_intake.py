@@ -36,7 +36,7 @@ def test_accepted_inquiry_is_kept_with_its_event_and_outbox_row(client, demo, db
     acknowledgement = db_session.scalars(select(EmailMessage)).one()
     assert [(o.task, o.payload) for o in outbox] == [
         ("process_lead", {"lead_id": lead.id}),
-        ("send_email", {"message_id": acknowledgement.id}),
+        ("send_emails", {"message_ids": [acknowledgement.id]}),
     ]
     assert acknowledgement.kind == "acknowledgement"
     assert acknowledgement.status == "pending"

@@ -41,7 +41,7 @@ def test_redis_unreachable_still_accepts_and_keeps_the_inquiry(gunicorn_server, 
     lead = db_session.scalar(select(Lead).where(Lead.reference == reference))
     assert lead is not None and lead.status == "received"
     outbox = db_session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
-    assert [o.task for o in outbox] == ["process_lead", "send_email"] * 3
+    assert [o.task for o in outbox] == ["process_lead", "send_emails"] * 3
     assert outbox[-2].payload == {"lead_id": lead.id}
     assert all(o.dispatched_at is None for o in outbox)
 

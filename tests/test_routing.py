@@ -4,8 +4,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from leads import routing
-from leads.models import Clinic, EmailMessage, Lead, Referral
+from leads import mail, outbox, routing
+from leads.models import Clinic, EmailMessage, Lead, OutboxMessage, Referral
 from leads.models.types import utcnow
 from tests.conftest import inquiry_body
 
@@ -126,3 +126,28 @@ def test_clinics_at_their_cap_are_skipped(app, client, db_session, catalogue):
     assert [r.clinic_id for r in second.referrals] == sorted(
         catalogue["eligible"] - {r.clinic_id for r in first.referrals})
     assert db_session.query(Referral).count() == 4
+
+
+def test_relay_publishes_a_bursts_mail_in_batches_and_every_row_once(
+        app, client, db_session, catalogue):
+    for _ in range(8):
+        route(app, db_session, submit(client))
+    published = []
+
+    def publish(task, payload):
+        published.append((task, payload))
+
+    with app.app_context():
+        relayed = outbox.relay(publish, merges={mail.SEND_TASK: mail.SEND_BATCH})
+        assert outbox.relay(publish, merges={mail.SEND_TASK: mail.SEND_BATCH}) == 0
+
+    messages = db_session.scalars(select(EmailMessage.id).order_by(EmailMessage.id)).all()
+    assert len(messages) == 8 * 4  # an acknowledgement and three notifications per lead
+    batches = [payload["message_ids"] for task, payload in published if task == mail.SEND_TASK]
+    assert [len(batch) for batch in batches] == [20, 12]
+    assert sorted(sum(batches, [])) == messages
+    leads = [payload for task, payload in published if task == "process_lead"]
+    assert len(leads) == 8
+    rows = db_session.scalars(select(OutboxMessage)).all()
+    assert relayed == len(rows) == 8 + 32
+    assert all(row.dispatched_at is not None and row.attempts == 1 for row in rows)

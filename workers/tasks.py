@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from celery.utils.log import get_task_logger
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
 from leads import idempotency, mail, outbox, routing
 from leads.extensions import db
@@ -19,9 +20,13 @@ def publish(task: str, payload: dict) -> None:
     app.send_task(task, kwargs=payload)
 
 
+def relay_pending() -> int:
+    return outbox.relay(publish, merges={mail.SEND_TASK: mail.SEND_BATCH})
+
+
 @app.task(name=outbox.RELAY_TASK)
 def relay_outbox() -> int:
-    relayed = outbox.relay(publish)
+    relayed = relay_pending()
     if relayed:
         log.info("relayed %d outbox messages", relayed)
     return relayed
@@ -33,15 +38,18 @@ def process_lead(lead_id: int) -> None:
         routing.process_lead(lead_id)
         # Routing queued mail in the outbox: relay it here and now, rather than at the next
         # beat or through another task.
-        outbox.relay(publish)
+        relay_pending()
     finally:
         db.session.remove()
 
 
-@app.task(name=mail.SEND_TASK, autoretry_for=(smtplib.SMTPException, OSError), **RETRY)
-def send_email(message_id: int) -> bool:
+@app.task(name=mail.SEND_TASK, autoretry_for=(smtplib.SMTPException, OSError, OperationalError),
+          **RETRY)
+def send_emails(message_ids: list[int]) -> int:
+    """Sends what is still unsent of these messages; a retry skips what was sent."""
+    smtp = mail.SmtpSettings.from_config(current_app.config)
     try:
-        return mail.deliver(message_id, mail.SmtpSettings.from_config(current_app.config))
+        return sum(mail.deliver(message_id, smtp) for message_id in message_ids)
     finally:
         db.session.remove()
 
@@ -49,8 +57,9 @@ def send_email(message_id: int) -> bool:
 @app.task(name="resend_stuck_mail")
 def resend_stuck_mail() -> int:
     stuck = mail.stuck_messages(older_than=timedelta(seconds=30))
-    for message_id in stuck:
-        publish(mail.SEND_TASK, {"message_id": message_id})
+    size = mail.SEND_BATCH.size
+    for start in range(0, len(stuck), size):
+        publish(mail.SEND_TASK, {mail.SEND_BATCH.key: stuck[start:start + size]})
     return len(stuck)
 
 
