@@ -4,9 +4,9 @@ A message is written (with its key: kind, lead, recipient) in the same transacti
 change that calls for it, so a retry finds the record and never makes a second one. Sending
 takes a short lease on the record, hands the message to the relay, and marks it sent at once.
 The one window that can still repeat a message is a crash after the relay accepted it and
-before that mark is committed (between the relay's reply to the data and one UPDATE and
-COMMIT; the connection to the relay stays open for the next message). The copy keeps the
-same Message-ID, so a relay or mailbox that de-duplicates by it drops it.
+before that mark is committed (between the relay's reply to the data and the COMMIT of the
+mark, sent with the next message's claim; the connection to the relay stays open). The
+copy keeps the same Message-ID, so a relay or mailbox that de-duplicates by it drops it.
 """
 
 import hashlib
@@ -90,10 +90,18 @@ def queue_email(kind: str, key: str, recipient: str, language: str, *, lead_id: 
     return True
 
 
-def _claim(message_id: int, sender: str) -> MimeMessage | None:
-    """Lease the message and build it, in one short transaction; None when it was sent or
-    another sender holds it. The transaction ends here, so no snapshot is held while the
-    relay is talked to (SQLite refuses a later write from a stale snapshot)."""
+def _mark_sent(message_id: int) -> None:
+    db.session.execute(update(EmailMessage).where(EmailMessage.id == message_id)
+                       .values(status="sent", sent_at=utcnow(), locked_until=None,
+                               last_error=None))
+
+
+def _claim(message_id: int, sender: str, sent_before: int | None) -> MimeMessage | None:
+    """Record the message sent just before (if any), lease this one and build it, in one
+    short transaction; None when it was sent or another sender holds it. No snapshot is
+    held while the relay is talked to (SQLite refuses a later write from a stale one)."""
+    if sent_before is not None:
+        _mark_sent(sent_before)
     now = utcnow()
     claimed = db.session.execute(
         update(EmailMessage)
@@ -101,19 +109,16 @@ def _claim(message_id: int, sender: str) -> MimeMessage | None:
                or_(EmailMessage.locked_until.is_(None), EmailMessage.locked_until < now))
         .values(status="sending", locked_until=now + SEND_LEASE,
                 attempts=EmailMessage.attempts + 1)
-    ).rowcount == 1
-    mime = _mime(db.session.get(EmailMessage, message_id), sender) if claimed else None
+        .returning(EmailMessage.recipient, EmailMessage.subject, EmailMessage.created_at,
+                   EmailMessage.dedupe_key, EmailMessage.body_text, EmailMessage.body_html)
+    ).one_or_none()
     db.session.commit()
-    return mime
+    return None if claimed is None else _mime(claimed, sender)
 
 
-def _record(message_id: int, **values) -> None:
-    db.session.execute(update(EmailMessage).where(EmailMessage.id == message_id)
-                       .values(locked_until=None, **values))
-    db.session.commit()
-
-
-def _mime(message: EmailMessage, sender: str) -> MimeMessage:
+def _mime(message, sender: str) -> MimeMessage:
+    """`message` has the recorded message's recipient, subject, created_at, dedupe_key,
+    body_text and body_html."""
     mime = MimeMessage()
     mime["From"] = sender
     mime["To"] = message.recipient
@@ -178,21 +183,37 @@ class Relay:
 relay = Relay()
 
 
-def deliver(message_id: int, smtp: SmtpSettings) -> bool:
-    """Send one recorded message unless it was sent or is being sent; True if sent now.
-    Raises on a relay failure, with the message left pending for a retry."""
-    mime = _claim(message_id, smtp.sender)
-    if mime is None:
-        return False
+def deliver(message_ids: list[int], smtp: SmtpSettings) -> int:
+    """Send those of the recorded messages that are neither sent nor being sent, one by one
+    over the process's relay connection; returns how many were sent now. Raises on a relay
+    failure, with the failed message (and those after it) left pending for a retry."""
+    sent = 0
+    just_sent = None
     try:
-        relay.send(mime, smtp)
-    except Exception as error:
-        relay.close()
-        _record(message_id, status="pending", last_error=f"{type(error).__name__}: {error}"[:1000])
-        raise
-    # The relay has taken the message: record it at once, to keep the crash window small.
-    _record(message_id, status="sent", sent_at=utcnow(), last_error=None)
-    return True
+        for message_id in message_ids:
+            mime = _claim(message_id, smtp.sender, sent_before=just_sent)
+            just_sent = None
+            if mime is None:
+                continue
+            try:
+                relay.send(mime, smtp)
+            except Exception as error:
+                relay.close()
+                db.session.execute(
+                    update(EmailMessage).where(EmailMessage.id == message_id)
+                    .values(status="pending", locked_until=None,
+                            last_error=f"{type(error).__name__}: {error}"[:1000]))
+                db.session.commit()
+                raise
+            # The relay has taken it: the mark goes out with the next claim, or below.
+            just_sent = message_id
+            sent += 1
+    finally:
+        if just_sent is not None:
+            db.session.rollback()  # a claim that failed must not take the mark down with it
+            _mark_sent(just_sent)
+            db.session.commit()
+    return sent
 
 
 def stuck_messages(older_than: timedelta) -> list[int]:

@@ -49,7 +49,7 @@ def send_emails(message_ids: list[int]) -> int:
     """Sends what is still unsent of these messages; a retry skips what was sent."""
     smtp = mail.SmtpSettings.from_config(current_app.config)
     try:
-        return sum(mail.deliver(message_id, smtp) for message_id in message_ids)
+        return mail.deliver(message_ids, smtp)
     finally:
         db.session.remove()
 
