@@ -17,7 +17,6 @@ from leads.models import (
     CurrencyRate,
     Lead,
     Referral,
-    TimelineEvent,
     User,
 )
 from leads.models.types import utcnow
@@ -148,16 +147,13 @@ def refer(lead: Lead, skip_clinic_ids: set[int], actor: str) -> list[Referral]:
 
 def send_to_review(lead: Lead, reason: str, actor: str = SYSTEM) -> None:
     """Move the lead to `needs_review` and alert every active coordinator and admin once."""
-    change_lead_status(lead, "needs_review", actor, reason=reason)
-    db.session.flush()
-    entered = db.session.scalar(
-        select(TimelineEvent.id).where(TimelineEvent.lead_id == lead.id)
-        .order_by(TimelineEvent.id.desc()).limit(1))
+    entered = change_lead_status(lead, "needs_review", actor, reason=reason)
+    db.session.flush()  # the event's id tells this stay in review from a later one
     base = current_app.config["PUBLIC_BASE_URL"]
     staff = db.session.scalars(select(User).where(User.active).order_by(User.id))
     for user in staff:
         queue_email(
-            "needs_review_alert", f"needs_review_alert:{lead.id}:{entered}:{user.id}",
+            "needs_review_alert", f"needs_review_alert:{lead.id}:{entered.id}:{user.id}",
             user.email, "en", lead_id=lead.id, reference=lead.reference,
             treatment_name=lead.treatment.name, reason=reason,
             lead_url=f"{base}/api/v1/leads/{lead.id}",

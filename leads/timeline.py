@@ -15,15 +15,16 @@ def record_event(lead: Lead, actor: str, kind: str, **data) -> TimelineEvent:
     return event
 
 
-def change_lead_status(lead: Lead, target: str, actor: str, reason: str | None = None) -> None:
-    """Move the lead along the pipeline or raise `TransitionRefused`."""
+def change_lead_status(lead: Lead, target: str, actor: str,
+                       reason: str | None = None) -> TimelineEvent:
+    """Move the lead along the pipeline or raise `TransitionRefused`; returns the event."""
     change = transition(LEAD_TRANSITIONS, lead.status, target)
     lead.status = change.after
     lead.updated_at = utcnow()
     data = {"from": change.before, "to": change.after}
     if reason:
         data["reason"] = reason
-    record_event(lead, actor, "status_changed", **data)
+    return record_event(lead, actor, "status_changed", **data)
 
 
 def change_referral_status(referral: Referral, target: str, actor: str, **data) -> None:
