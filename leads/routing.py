@@ -121,6 +121,8 @@ def refer(lead: Lead, skip_clinic_ids: set[int], actor: str) -> list[Referral]:
         load_candidates(lead, skip_clinic_ids, now), lead_profile(lead), now.date(),
         usd_rates(), config["MAX_CLINICS_PER_LEAD"],
     )
+    if not matches:
+        return []
     expires = now + timedelta(hours=config["REFERRAL_RESPONSE_HOURS"])
     referrals = []
     for match in matches:
@@ -130,8 +132,11 @@ def refer(lead: Lead, skip_clinic_ids: set[int], actor: str) -> list[Referral]:
         db.session.add(referral)
         referrals.append(referral)
     db.session.flush()
+    clinics = {clinic.id: clinic for clinic in db.session.execute(
+        select(Clinic.id, Clinic.name, Clinic.email)
+        .where(Clinic.id.in_([referral.clinic_id for referral in referrals])))}
     for referral in referrals:
-        clinic = db.session.get(Clinic, referral.clinic_id)
+        clinic = clinics[referral.clinic_id]
         record_event(lead, actor, "referred", referral_id=referral.id, clinic_id=clinic.id,
                      clinic=clinic.name, score=referral.score)
         queue_email(
