@@ -256,6 +256,7 @@ class SmtpSink:
 
         self.port = free_port()
         self.messages: list = []
+        self.peers: list = []  # the client's (address, port) of each message: its connection
         self._lock = threading.Lock()
         sink = self
 
@@ -263,6 +264,7 @@ class SmtpSink:
             async def handle_DATA(self, server, session, envelope):
                 with sink._lock:
                     sink.messages.append(email.message_from_bytes(envelope.original_content))
+                    sink.peers.append(session.peer)
                 return "250 OK"
 
         self._controller_class = Controller
