@@ -113,13 +113,19 @@ def lead_profile(lead: Lead) -> matching.LeadProfile:
     )
 
 
-def refer(lead: Lead, skip_clinic_ids: set[int], actor: str) -> list[Referral]:
-    """Create referrals to the best eligible clinics and notify each; [] when none fit."""
+def refer(lead: Lead, skip_clinic_ids: set[int], actor: str,
+          still_open: int = 0) -> list[Referral]:
+    """Create referrals to the best eligible clinics and notify each; [] when none fit.
+    With `still_open` referrals the lead keeps, only as many clinics are added as bring it
+    to MAX_CLINICS_PER_LEAD."""
     now = utcnow()
     config = current_app.config
+    room = config["MAX_CLINICS_PER_LEAD"] - still_open
+    if room <= 0:
+        return []
     matches = matching.best_matches(
         load_candidates(lead, skip_clinic_ids, now), lead_profile(lead), now.date(),
-        usd_rates(), config["MAX_CLINICS_PER_LEAD"],
+        usd_rates(), room,
     )
     if not matches:
         return []

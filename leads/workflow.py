@@ -61,7 +61,10 @@ def _route_again(lead: Lead, exclude_clinic_ids: set[int], actor: str) -> list[R
     if not lead.consent_share_with_clinics:
         raise NoConsentToShare()
     already = {r.clinic_id for r in lead.referrals}
-    referrals = refer(lead, already | exclude_clinic_ids, actor)
+    # Referrals still open count against the lead's clinics, save those to excluded clinics.
+    still_open = sum(r.status in REFERRAL_OPEN and r.clinic_id not in exclude_clinic_ids
+                     for r in lead.referrals)
+    referrals = refer(lead, already | exclude_clinic_ids, actor, still_open)
     record_event(lead, actor, "rerouted", excluded=sorted(exclude_clinic_ids),
                  referred=[r.clinic_id for r in referrals])
     return referrals
@@ -90,7 +93,8 @@ def move_lead(lead: Lead, target: str, user: User, reason: str | None) -> None:
     actor = actor_of(user)
     transition(LEAD_TRANSITIONS, lead.status, target)  # refuses early, naming the targets
     if target == "routed":
-        if not _route_again(lead, set(), actor):
+        referred = _route_again(lead, set(), actor)
+        if not any(r.status in REFERRAL_OPEN for r in referred + list(lead.referrals)):
             raise NothingToRoute()
         change_lead_status(lead, "routed", actor, reason)
         return

@@ -72,6 +72,13 @@ CASES = {
     "no consent to data processing": (
         inquiry_body(consent={"data_processing": False, "share_with_clinics": True}),
         "consent.data_processing"),
+    "consent given as a word, not true": (
+        inquiry_body(consent={"data_processing": "yes"}), "consent.data_processing"),
+    "consent given as a number": (inquiry_body(consent={"data_processing": 1}),
+                                  "consent.data_processing"),
+    "consent given as the string true": (inquiry_body(consent={"data_processing": "true"}),
+                                         "consent.data_processing"),
+    "imaging as a word": (inquiry_body(has_imaging="no"), "has_imaging"),
     "missing first name": (without_patient_field("first_name"), "patient.first_name"),
     "missing last name": (without_patient_field("last_name"), "patient.last_name"),
     "missing e-mail": (without_patient_field("email"), "patient.email"),

@@ -14,7 +14,7 @@ from leads.api.parsing import Blueprint
 from leads.auth import current_staff, staff_required
 from leads.extensions import db
 from leads.lead_queries import UnknownFilterValue, filtered_leads
-from leads.models import Lead, User
+from leads.models import Lead
 from leads.outbox import nudge_relay
 from leads.schemas.leads import (
     LeadDetailSchema,
@@ -148,17 +148,9 @@ class LeadDetail(MethodView):
     def patch(self, changes, lead_id):
         """Assign the lead, set its priority or its tags."""
         lead = find_lead(lead_id, for_update=True)
-        assignee = changes.get("assigned_to")
-        if assignee is not None and not _active_user_exists(assignee):
-            abort(422, messages={"assigned_to": [f"No active staff user with id {assignee}."]})
         update_lead(lead, current_staff(), changes)
         db.session.commit()
         return lead
-
-
-def _active_user_exists(user_id: int) -> bool:
-    user = db.session.get(User, user_id)
-    return user is not None and user.active
 
 
 @blp.route("/<int:lead_id>/transitions")

@@ -3,7 +3,15 @@
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from leads.api.paging import PageQuerySchema, page_schema
-from leads.schemas.fields import Country, Currency, Email, Language, Text, parse_phone
+from leads.schemas.fields import (
+    Country,
+    Currency,
+    Email,
+    JsonBoolean,
+    Language,
+    Text,
+    parse_phone,
+)
 
 SLUG = validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$",
                        error="Use lower-case letters, digits and single hyphens.")
@@ -23,13 +31,13 @@ class TreatmentInSchema(Schema):
     slug = fields.String(required=True, validate=[validate.Length(min=2, max=100), SLUG])
     name = Text(required=True, max_length=200)
     specialty = fields.String(required=True, validate=[validate.Length(min=2, max=100), SLUG])
-    active = fields.Boolean(load_default=True)
+    active = JsonBoolean(load_default=True)
 
 
 class TreatmentPatchSchema(Schema):
     name = Text(max_length=200)
     specialty = fields.String(validate=[validate.Length(min=2, max=100), SLUG])
-    active = fields.Boolean()
+    active = JsonBoolean()
 
 
 class OfferSchema(Schema):
@@ -38,9 +46,10 @@ class OfferSchema(Schema):
     price_max = fields.Decimal(required=True, **PRICE)
     currency = Currency(required=True)
 
-    @validates_schema(skip_on_field_errors=True)
+    @validates_schema(skip_on_field_errors=False)
     def check_range(self, data, **kwargs):
-        if data["price_max"] < data["price_min"]:
+        low, high = data.get("price_min"), data.get("price_max")
+        if low is not None and high is not None and high < low:
             raise ValidationError("Must not be below price_min.", field_name="price_max")
 
 
@@ -65,7 +74,7 @@ class ClinicPatchSchema(Schema):
     website = fields.Url(allow_none=True, schemes={"http", "https"},
                          validate=validate.Length(max=500))
     languages = fields.List(Language(), validate=validate.Length(max=20))
-    active = fields.Boolean()
+    active = JsonBoolean()
     monthly_referral_cap = fields.Integer(strict=True, validate=validate.Range(min=0, max=100000))
     treatments = fields.List(fields.Nested(OfferSchema), validate=validate.Length(max=200))
 
@@ -89,7 +98,7 @@ class ClinicInSchema(ClinicPatchSchema):
     country = Country(required=True)
     email = Email(required=True)
     languages = fields.List(Language(), load_default=list, validate=validate.Length(max=20))
-    active = fields.Boolean(load_default=True)
+    active = JsonBoolean(load_default=True)
     monthly_referral_cap = fields.Integer(strict=True, load_default=50,
                                           validate=validate.Range(min=0, max=100000))
     treatments = fields.List(fields.Nested(OfferSchema), required=True,
@@ -109,7 +118,7 @@ class AccreditationInSchema(Schema):
     valid_from = fields.Date(allow_none=True)
     valid_until = fields.Date(allow_none=True)
 
-    @validates_schema(skip_on_field_errors=True)
+    @validates_schema(skip_on_field_errors=False)
     def check_dates(self, data, **kwargs):
         start, end = data.get("valid_from"), data.get("valid_until")
         if start is not None and end is not None and end < start:
@@ -117,7 +126,7 @@ class AccreditationInSchema(Schema):
 
 
 class AccreditationPatchSchema(Schema):
-    verified = fields.Boolean(required=True)
+    verified = JsonBoolean(required=True)
 
 
 class AccreditationSchema(Schema):

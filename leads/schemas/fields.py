@@ -17,6 +17,16 @@ class RowId(fields.Integer):
         super().__init__(**kw)
 
 
+class JsonBoolean(fields.Boolean):
+    """A JSON `true` or `false`; not "yes", 1 or "true", which a consent must not be read
+    from."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class Text(fields.String):
     """A string with surrounding white space removed; blank counts as missing."""
 

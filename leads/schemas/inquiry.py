@@ -14,7 +14,15 @@ from marshmallow import (
 )
 
 from leads.catalogue import find_active_treatment
-from leads.schemas.fields import Country, Currency, Email, Language, Text, parse_phone
+from leads.schemas.fields import (
+    Country,
+    Currency,
+    Email,
+    JsonBoolean,
+    Language,
+    Text,
+    parse_phone,
+)
 
 CONTACT_PREFERENCES = ("email", "phone", "whatsapp")
 
@@ -53,7 +61,7 @@ class TravelWindowSchema(Schema):
     earliest = fields.Date(allow_none=True)
     latest = fields.Date(allow_none=True)
 
-    @validates_schema(skip_on_field_errors=True)
+    @validates_schema(skip_on_field_errors=False)
     def check_order(self, data, **kwargs):
         earliest, latest = data.get("earliest"), data.get("latest")
         if latest is not None and latest < date.today():
@@ -63,9 +71,9 @@ class TravelWindowSchema(Schema):
 
 
 class ConsentSchema(Schema):
-    data_processing = fields.Boolean(required=True)
-    share_with_clinics = fields.Boolean(load_default=False)
-    marketing = fields.Boolean(load_default=False)
+    data_processing = JsonBoolean(required=True)
+    share_with_clinics = JsonBoolean(load_default=False)
+    marketing = JsonBoolean(load_default=False)
 
     @validates("data_processing")
     def must_consent(self, value, data_key):
@@ -87,7 +95,7 @@ class InquirySchema(Schema):
     patient = fields.Nested(PatientSchema, required=True)
     treatment = Text(required=True, max_length=100)
     condition = Text(required=True, min_length=20, max_length=5000)
-    has_imaging = fields.Boolean(allow_none=True)
+    has_imaging = JsonBoolean(allow_none=True)
     destinations = fields.List(
         Country(), allow_none=True, validate=validate.Length(max=5, error="At most 5 destinations.")
     )

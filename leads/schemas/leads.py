@@ -1,8 +1,10 @@
 """Leads as coordinators see and change them (CONTRACT §4)."""
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from leads.api.paging import PageQuerySchema, page_schema
+from leads.extensions import db
+from leads.models import User
 from leads.pipeline import LEAD_STATUSES, PRIORITIES
 from leads.schemas.fields import Country, Instant, RowId, Text
 from leads.schemas.inquiry import PublicClinicSchema, PublicQuoteSchema
@@ -134,6 +136,12 @@ class LeadPatchSchema(Schema):
     assigned_to = RowId(allow_none=True)
     priority = fields.String(validate=validate.OneOf(PRIORITIES))
     tags = fields.List(Text(max_length=50), validate=validate.Length(max=20))
+
+    @validates("assigned_to")
+    def assignee_is_active_staff(self, user_id, data_key):
+        user = None if user_id is None else db.session.get(User, user_id)
+        if user_id is not None and (user is None or not user.active):
+            raise ValidationError(f"No active staff user with id {user_id}.")
 
 
 class TransitionSchema(Schema):
