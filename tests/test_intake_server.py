@@ -1,5 +1,6 @@
 """Intake against a real multi-worker gunicorn server."""
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -62,3 +63,27 @@ def test_readyz_and_healthz_answer_when_all_is_up(gunicorn_server):
     metrics = requests.get(base + "/metrics", timeout=5)
     assert metrics.status_code == 200
     assert "http_requests_total" in metrics.text
+
+
+def test_a_chunked_body_is_held_to_the_same_64_kib(gunicorn_server, demo, db_session):
+    base = gunicorn_server(workers=1)
+
+    def chunked(body: bytes):
+        # A generator body makes requests send it chunked, with no Content-Length.
+        return requests.post(base + "/api/v1/inquiries", data=(body[i:i + 8192] for i in
+                             range(0, len(body), 8192)),
+                             headers={"Content-Type": "application/json"}, timeout=10)
+
+    def padded_to(size: int) -> bytes:
+        body = inquiry_body(condition="")
+        body["condition"] = "a" * (size - len(json.dumps(body).encode()))
+        return json.dumps(body).encode()
+
+    too_large = chunked(padded_to(80 * 1024))
+    assert too_large.status_code == 413
+    assert too_large.headers["Content-Type"].startswith("application/problem+json")
+    at_the_limit = padded_to(64 * 1024)
+    assert len(at_the_limit) == 64 * 1024
+    assert chunked(at_the_limit).status_code == 422  # read whole: only its condition is too long
+    assert chunked(json.dumps(inquiry_body()).encode()).status_code == 202
+    assert db_session.scalar(select(func.count()).select_from(Lead)) == 1

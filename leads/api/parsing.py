@@ -56,8 +56,13 @@ class JsonBodyParser(FlaskParser):
         return super().load_querystring(req, schema)
 
     def _raw_load_json(self, req: flask.Request):
-        req.max_content_length = flask.current_app.config["JSON_BODY_LIMIT"]
+        limit = flask.current_app.config["JSON_BODY_LIMIT"]
+        # A chunked body has no length to refuse up front, and werkzeug cuts it off at the
+        # limit without a word: read one byte beyond it to tell "too large" from "complete".
+        req.max_content_length = limit + 1
         body = req.get_data(cache=True)
+        if len(body) > limit:
+            abort(413, message=f"The body is larger than {limit} bytes.")
         if not body:
             return core.missing
         if not core.is_json(req.mimetype):
