@@ -63,6 +63,8 @@ def test_readyz_and_healthz_answer_when_all_is_up(gunicorn_server):
     metrics = requests.get(base + "/metrics", timeout=5)
     assert metrics.status_code == 200
     assert "http_requests_total" in metrics.text
+    content_type = metrics.headers["Content-Type"]
+    assert content_type.startswith("text/plain; version=") and content_type.count("charset") == 1
 
 
 def test_a_chunked_body_is_held_to_the_same_64_kib(gunicorn_server, demo, db_session):

@@ -78,7 +78,7 @@ def metrics():
         payload = generate_latest(registry)
     else:
         payload = generate_latest()
-    return Response(payload, mimetype=CONTENT_TYPE_LATEST)
+    return Response(payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def start_timer():
