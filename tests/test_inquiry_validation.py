@@ -93,11 +93,17 @@ def test_each_rule_names_its_field(client, demo, body, field):
     assert_rejected(post(client, body), field)
 
 
-@pytest.mark.parametrize("name", ["patient", "treatment", "condition", "consent"])
-def test_missing_required_top_level_field(client, demo, name):
+@pytest.mark.parametrize("name, inside", [
+    ("patient", ["patient.first_name", "patient.last_name", "patient.email", "patient.country"]),
+    ("treatment", []),
+    ("condition", []),
+    ("consent", ["consent.data_processing"]),
+])
+def test_missing_required_top_level_field(client, demo, name, inside):
     body = inquiry_body()
     del body[name]
-    assert_rejected(post(client, body), name)
+    # An absent object is named, and so is every field inside it that is required.
+    assert_rejected(post(client, body), name, *inside)
 
 
 def test_inactive_treatment_is_refused(client, demo, db_session):

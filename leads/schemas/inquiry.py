@@ -8,6 +8,7 @@ from marshmallow import (
     ValidationError,
     fields,
     post_load,
+    pre_load,
     validate,
     validates,
     validates_schema,
@@ -106,6 +107,22 @@ class InquirySchema(Schema):
     consent = fields.Nested(ConsentSchema, required=True)
     source = fields.Nested(SourceSchema, allow_none=True)
     website = fields.String(allow_none=True, metadata={"description": "Leave empty."})
+
+    @pre_load
+    def name_required_inner_fields(self, data, **kwargs):
+        # Without `patient` or `consent` at all, the answer names the fields inside that are
+        # required (`patient.email`, `consent.data_processing`), as with an empty object.
+        if isinstance(data, dict):
+            data = {"patient": {}, "consent": {}, **data}
+        return data
+
+    def handle_error(self, error, data, **kwargs):
+        # ... and names the absent object itself too.
+        if isinstance(data, dict) and isinstance(error.messages, dict):
+            for name in ("patient", "consent"):
+                inner = error.messages.get(name)
+                if name not in data and isinstance(inner, dict):
+                    inner.setdefault("_schema", []).insert(0, "Missing data for required field.")
 
     @validates("treatment")
     def known_treatment(self, value, data_key):
