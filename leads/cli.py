@@ -4,6 +4,7 @@
 import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
+from marshmallow import ValidationError
 from sqlalchemy import func, select
 
 from leads.auth import issue_clinic_key, issue_staff_token
@@ -17,6 +18,7 @@ from leads.models import (
     Treatment,
     User,
 )
+from leads.schemas.fields import Email
 
 users = AppGroup("users", help="Staff users.")
 clinics = AppGroup("clinics", help="Partner clinics.")
@@ -27,7 +29,10 @@ clinics = AppGroup("clinics", help="Partner clinics.")
 @click.option("--role", required=True, type=click.Choice(ROLES), help="What the user may do.")
 def create_user(email: str, role: str) -> None:
     """Create a staff user and print their API token once."""
-    email = email.strip().lower()
+    try:
+        email = Email().deserialize(email).lower()
+    except ValidationError as error:
+        raise click.ClickException(f"--email: {' '.join(error.messages)}") from None
     if db.session.scalar(select(User).where(User.email == email)) is not None:
         raise click.ClickException(f"a user with e-mail {email} exists already")
     user = User(email=email, role=role)

@@ -267,6 +267,15 @@ def test_users_create_refuses_an_unknown_role(app, db_session, role):
     assert db_session.scalar(select(func.count()).select_from(User)) == 0
 
 
+@pytest.mark.parametrize("email", ["notanemail", "two@@example.org", ""])
+def test_users_create_refuses_an_address_mail_cannot_go_to(app, db_session, email):
+    result = cli(app, "users", "create", "--email", email, "--role", "coordinator")
+    assert result.exit_code == 1
+    assert "--email" in result.output and "e-mail address" in result.output
+    assert TOKEN.search(result.output) is None
+    assert db_session.scalar(select(func.count()).select_from(User)) == 0
+
+
 def test_users_create_needs_an_email(app, db_session):
     result = cli(app, "users", "create", "--role", "admin")
     assert result.exit_code == 2 and "--email" in result.output
