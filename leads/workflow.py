@@ -76,6 +76,11 @@ def reroute(lead: Lead, exclude_clinic_ids: set[int], user: User) -> list[Referr
     if lead.status not in REROUTABLE:
         raise NotReroutable(lead.status)
     actor = actor_of(user)
+    if not lead.consent_share_with_clinics:
+        # Matching may not run at all: no clinic may see this lead. It stays where it is.
+        record_event(lead, actor, "rerouted", excluded=sorted(exclude_clinic_ids), referred=[],
+                     reason="The patient did not consent to sharing with clinics.")
+        return []
     referrals = _route_again(lead, exclude_clinic_ids, actor)
     if referrals and lead.status == "needs_review":
         change_lead_status(lead, "routed", actor)

@@ -611,10 +611,15 @@ def test_reroute_never_sends_a_lead_without_consent_to_clinics(app, client, db_s
     lead_id = route(app, db_session, reference)
     coordinator = staff["coordinator"]
     assert detail(client, coordinator, lead_id)["status"] == "needs_review"
-    problem(client.post(f"/api/v1/leads/{lead_id}/reroute", headers=coordinator, json={}), 409)
+    # Rerouting is allowed from review, but matching does not run: no clinic may see it.
+    response = client.post(f"/api/v1/leads/{lead_id}/reroute", headers=coordinator, json={})
+    assert response.status_code == 202
+    assert response.get_json()["referrals"] == []
     problem(transition(client, coordinator, lead_id, "routed"), 409)
     lead = detail(client, coordinator, lead_id)
     assert lead["status"] == "needs_review" and lead["referrals"] == []
+    [rerouted] = events(lead, "rerouted")
+    assert rerouted["data"]["referred"] == [] and "consent" in rerouted["data"]["reason"]
 
 
 # --- export ---------------------------------------------------------------------------------

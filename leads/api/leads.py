@@ -199,7 +199,8 @@ class LeadReroute(MethodView):
     @blp.alt_response(409, response="CONFLICT")
     def post(self, body, lead_id):
         """Match again, skipping the excluded clinics and those already referred; the new
-        clinics' notifications go out through the workers."""
+        clinics' notifications go out through the workers. A lead whose patient did not
+        consent to sharing is never matched: the answer is 202 with nothing new."""
         lead = find_lead(lead_id, for_update=True)
         try:
             reroute(lead, set(body["exclude_clinic_ids"]), current_staff())
@@ -207,8 +208,6 @@ class LeadReroute(MethodView):
             abort(409, message=f"Only a routed lead or one in review can be rerouted; this one "
                                f"is {lead.status}.", extra={"current": lead.status,
                                                            "allowed_from": sorted(REROUTABLE)})
-        except NoConsentToShare:
-            abort(409, message=NO_CONSENT)
         db.session.commit()
         nudge_relay()
         return lead
