@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from statistics import median
 
 from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import lazyload
 
 from leads.extensions import db
 from leads.models import Clinic, Lead, LeadDestination, Referral, Treatment, User
@@ -39,7 +40,8 @@ def created_between(query: Select, filters: dict) -> Select:
 
 
 def filtered_leads(filters: dict, user: User) -> Select:
-    query = created_between(select(Lead), filters)
+    # Lists and the export show no referrals: do not load them with every page.
+    query = created_between(select(Lead).options(lazyload(Lead.referrals)), filters)
     if filters.get("status"):
         query = query.where(Lead.status == filters["status"])
     if filters.get("treatment"):

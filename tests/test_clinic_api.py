@@ -5,8 +5,9 @@ sees only its own referrals, opens them, accepts, declines and quotes, and the l
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
+from leads.extensions import db
 from leads.models import EmailMessage, Referral
 from tests.conftest import TODAY
 from tests.test_staff_api import (  # noqa: F401  (staff is a fixture)
@@ -82,6 +83,31 @@ def test_a_clinic_lists_only_its_own_referrals(app, client, db_session, routed):
                             headers=routed["keys"][routed["unreferred"]]).get_json()
     assert [r["reference"] for r in unreferred["items"]] in ([], [
         detail(client, routed["coordinator"], second)["reference"]])
+
+
+def test_a_longer_list_costs_no_more_queries(app, client, db_session, routed):
+    clinic_id, headers = min(routed["keys"].items())
+    statements = []
+
+    def count_statement(*args):
+        statements.append(args[2])
+
+    def list_queries() -> tuple[int, int]:
+        statements.clear()
+        with app.app_context():
+            event.listen(db.engine, "before_cursor_execute", count_statement)
+            try:
+                items = client.get("/api/v1/clinic/referrals", headers=headers).get_json()["items"]
+            finally:
+                event.remove(db.engine, "before_cursor_execute", count_statement)
+        return len(items), len(statements)
+
+    before = list_queries()
+    for _ in range(3):
+        route(app, db_session, submit(client)["reference"])
+    after = list_queries()
+    assert after[0] > before[0], "the clinic got no further referral: nothing was compared"
+    assert after[1] == before[1], (before, after)
 
 
 def test_the_list_filters_by_status_and_pages(client, routed):

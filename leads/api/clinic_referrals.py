@@ -2,6 +2,7 @@
 
 from flask.views import MethodView
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from webargs.flaskparser import abort
 
 from leads.api.paging import page
@@ -55,7 +56,9 @@ class ClinicReferrals(MethodView):
     @blp.response(200, ClinicReferralPageSchema)
     def get(self, query):
         """This clinic's referrals, newest first."""
-        rows = select(Referral).where(Referral.clinic_id == current_clinic().id)
+        # Each item shows its lead: load a page's leads in one query, not one per referral.
+        rows = (select(Referral).where(Referral.clinic_id == current_clinic().id)
+                .options(selectinload(Referral.lead)))
         if query.get("status"):
             rows = rows.where(Referral.status == query["status"])
         return page(db.session, rows, Referral.id, query["limit"], query["cursor"])

@@ -108,18 +108,19 @@ class InquirySchema(Schema):
     source = fields.Nested(SourceSchema, allow_none=True)
     website = fields.String(allow_none=True, metadata={"description": "Leave empty."})
 
+    # Required objects whose absence is answered like an empty object's, naming the required
+    # fields inside (`patient.email`, `consent.data_processing`) besides the object itself.
+    REQUIRED_OBJECTS = ("patient", "consent")
+
     @pre_load
     def name_required_inner_fields(self, data, **kwargs):
-        # Without `patient` or `consent` at all, the answer names the fields inside that are
-        # required (`patient.email`, `consent.data_processing`), as with an empty object.
         if isinstance(data, dict):
-            data = {"patient": {}, "consent": {}, **data}
+            data = {**{name: {} for name in self.REQUIRED_OBJECTS}, **data}
         return data
 
     def handle_error(self, error, data, **kwargs):
-        # ... and names the absent object itself too.
         if isinstance(data, dict) and isinstance(error.messages, dict):
-            for name in ("patient", "consent"):
+            for name in self.REQUIRED_OBJECTS:
                 inner = error.messages.get(name)
                 if name not in data and isinstance(inner, dict):
                     inner.setdefault("_schema", []).insert(0, "Missing data for required field.")
