@@ -1,5 +1,5 @@
 """The WSGI entry point: `gunicorn wsgi:app`, `flask --app wsgi ...`."""
 
-from leads import create_app
+from leads.web.app import create_app
 
 app = create_app()

@@ -1,7 +1,8 @@
-"""`make bench`: intake beside its floor, end to end, matching at scale and worker memory.
+"""`make bench`: intake beside its floor, end to end, matching at scale, worker memory, and the
+lead list and its export over 200,000 leads.
 Prints one line per figure with its ratio or target and records them in bench/RESULTS.md.
 
-    python -m bench [--profile auto|all|none]
+    python -m bench [--profile auto|all|none] [--only intake|end_to_end|matching|lead_list ...]
 
 `auto` (the default) profiles the figures that missed their targets, after the measured runs
 and apart from them: py-spy on the gunicorn workers under load, py-spy and per-task times on
@@ -18,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import end_to_end, intake, matching
+from bench import end_to_end, intake, lead_list, matching
 from bench.support import ROOT, bench_lock, ensure_requirements, ensure_wrk
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -48,7 +49,7 @@ def growth(e: dict) -> float:
     return (e["late_rss"] - e["early_rss"]) / e["early_rss"] * 100
 
 
-def lines(i: dict, e: dict, m: dict) -> list[str]:
+def intake_lines(i: dict) -> list[str]:
     return [
         f"intake      rps={i['app']['rps']:.0f} p50={i['app']['p50']:.1f}ms "
         f"p99={i['app']['p99']:.1f}ms  floor rps={i['floor']['rps']:.0f} "
@@ -56,17 +57,45 @@ def lines(i: dict, e: dict, m: dict) -> list[str]:
         f"intake/2    offered ~{i['half_target']:.0f} req/s (half the top rate), took "
         f"{i['half']['rps']:.0f}: p50={i['half']['p50']:.1f}ms p99={i['half']['p99']:.1f}ms "
         f"(target p99 < 50 ms)",
+    ]
+
+
+def end_to_end_lines(e: dict) -> list[str]:
+    return [
         f"end-to-end  {e['leads']} leads routed+acknowledged in {e['done_s']:.1f}s (target < 60 s):"
         f" routed {e['routed_s']:.1f}s, acked {e['acknowledged_s']:.1f}s; all {e['messages']} "
         f"mails {e['all_mail_s']:.1f}s, floor {e['floor']:.1f}s, "
         f"ratio={e['all_mail_s'] / e['floor']:.1f}x; Message-IDs twice={e['twice']}, acks "
         f"{e['acknowledged']}/{e['leads']}, twice={e['acknowledged_twice']}",
-        f"matching    p95={m['p95']:.1f}ms p50={m['p50']:.1f}ms (target p95 < 20 ms)  floor "
-        f"query p95={m['floor_p95']:.1f}ms  ratio={m['p95'] / m['floor_p95']:.1f}x the floor",
         f"memory      worker RSS {e['early_rss'] / 1024:.0f} MiB after {end_to_end.EARLY} "
         f"leads, {e['late_rss'] / 1024:.0f} MiB after {e['leads']}: {growth(e):+.1f}% "
         f"(target within 10 %)",
     ]
+
+
+def matching_lines(m: dict) -> list[str]:
+    return [
+        f"matching    p95={m['p95']:.1f}ms p50={m['p50']:.1f}ms (target p95 < 20 ms)  floor "
+        f"query p95={m['floor_p95']:.1f}ms  ratio={m['p95'] / m['floor_p95']:.1f}x the floor",
+    ]
+
+
+def lead_list_lines(r: dict) -> list[str]:
+    listed, exported = r["list"], r["export"]
+    return [
+        f"lead list   {listed['requests']} requests over {r['leads']} leads: "
+        f"p95={listed['p95']:.1f}ms p50={listed['p50']:.1f}ms (target p95 < 30 ms)  floor "
+        f"query p95={listed['floor_p95']:.1f}ms p50={listed['floor_p50']:.1f}ms  "
+        f"ratio={listed['p95'] / listed['floor_p95']:.1f}x the floor",
+        f"export      {exported['rows']} rows{'' if exported['complete'] else ' (CUT OFF)'} "
+        f"({exported['mib']:.0f} MiB of CSV) in "
+        f"{exported['seconds']:.1f}s: serving worker peak RSS {exported['peak_rss_mib']:.0f} MiB"
+        f" (target < 200 MB), {exported['before_rss_mib']:.0f} MiB before",
+    ]
+
+
+LINES = {"intake": intake_lines, "end_to_end": end_to_end_lines, "matching": matching_lines,
+         "lead_list": lead_list_lines}
 
 
 def stack_lines(stacks: dict) -> list[str]:
@@ -129,7 +158,11 @@ def main() -> None:
     parser.add_argument("--profile", choices=("auto", "all", "none"), default="auto",
                         help="profile the figures that missed their targets (auto), every "
                              "figure (all) or none")
+    parser.add_argument("--only", choices=tuple(LINES), action="append",
+                        help="run this part alone (repeatable); its figures are printed, and "
+                             "bench/RESULTS.md is rewritten only by a run of every part")
     args = parser.parse_args()
+    parts = args.only or list(LINES)
     os.chdir(ROOT)
     # Stopped from outside (make interrupted, a CI timeout): unwind through every `finally`,
     # so that the servers, workers and databases the run started go with it.
@@ -142,31 +175,44 @@ def main() -> None:
             args.profile = "none"
         ensure_wrk()
         run_id = str(int(time.time()))
-        print(f"bench: intake (about 1 minute; load average {load_before})", flush=True)
-        i = intake.run(run_id)
-        print("bench: end to end (2 to 3 minutes)", flush=True)
-        e = end_to_end.run(run_id)
-        print("bench: matching at scale (under a minute)", flush=True)
-        m = matching.run(args.profile)
-        figures = lines(i, e, m)
+        results = {}
+        if "intake" in parts:
+            print(f"bench: intake (about 1 minute; load average {load_before})", flush=True)
+            results["intake"] = intake.run(run_id)
+        if "end_to_end" in parts:
+            print("bench: end to end (2 to 3 minutes)", flush=True)
+            results["end_to_end"] = end_to_end.run(run_id)
+        if "matching" in parts:
+            print("bench: matching at scale (under a minute)", flush=True)
+            results["matching"] = matching.run(args.profile)
+        if "lead_list" in parts:
+            print(f"bench: lead list and export over {lead_list.LEADS} leads (2 to 3 minutes)",
+                  flush=True)
+            results["lead_list"] = lead_list.run()
+        figures = [line for name, result in results.items() for line in LINES[name](result)]
         print("\n".join(figures), flush=True)
 
         profiles = {}
         every = args.profile == "all"
+        i, e, m = (results.get(name) for name in ("intake", "end_to_end", "matching"))
         if args.profile != "none":
-            if every or i["ratio"] < TARGETS["ratio"] or i["half"]["p99"] >= TARGETS["half_p99"]:
+            if i and (every or i["ratio"] < TARGETS["ratio"]
+                      or i["half"]["p99"] >= TARGETS["half_p99"]):
                 print("bench: profiling intake (about 30 s)", flush=True)
                 profiles["intake"] = intake.profile(run_id)
-            if every or e["done_s"] >= TARGETS["done"]:
+            if e and (every or e["done_s"] >= TARGETS["done"]):
                 print(f"bench: profiling end to end ({end_to_end.PROFILE_LEADS} leads, about "
                       f"1 minute)", flush=True)
                 profiles["end_to_end"] = end_to_end.profile(run_id)
-            if m["profile"]:
+            if m and m["profile"]:
                 profiles["matching"] = m["profile"]
-        record(figures, {"intake": i, "end_to_end": e, "matching": m}, profiles, started,
-               load_before)
         if profiles:
             print("\n".join(profile_lines(profiles)))
+        if args.only:
+            print(f"bench: {time.monotonic() - started:.0f} s in all; load average after: "
+                  f"{load()}; raw figures: {results}")
+            return
+        record(figures, results, profiles, started, load_before)
         print(f"bench: {time.monotonic() - started:.0f} s in all; figures in "
               f"{RESULTS.relative_to(ROOT)}")
 

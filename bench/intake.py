@@ -15,6 +15,7 @@ from bench.support import (
     summarize_stacks,
     wrk,
 )
+from config import new_data_key
 
 SECONDS = 15
 CONNECTIONS = 8
@@ -23,8 +24,15 @@ PATH = "/api/v1/inquiries"
 
 
 def app_env(dsn: str) -> dict:
+    """The app's settings for a run; fresh keys, which the floor is given too."""
     return {"DATABASE_URL": sqlalchemy_url(dsn), "REDIS_URL": REDIS_URL, "LOG_LEVEL": "WARNING",
-            "INQUIRY_RATE_LIMIT": "1000000 per minute", "SECRET_KEY": "bench"}
+            "INQUIRY_RATE_LIMIT": "1000000 per minute", "SECRET_KEY": "bench",
+            "DATA_KEYS": new_data_key(), "BLIND_INDEX_KEY": new_data_key()}
+
+
+def floor_env(dsn: str, app: dict) -> dict:
+    return {"FLOOR_DSN": dsn, "DATA_KEYS": app["DATA_KEYS"],
+            "BLIND_INDEX_KEY": app["BLIND_INDEX_KEY"]}
 
 
 def run(run_id: str) -> dict:
@@ -33,7 +41,7 @@ def run(run_id: str) -> dict:
         flask_command(env, "db", "upgrade")
         flask_command(env, "seed-demo")
         app = gunicorn(running, "intake-app", "wsgi:app", env) + PATH
-        floor = gunicorn(running, "intake-floor", "bench.floor:app", {"FLOOR_DSN": dsn}) + PATH
+        floor = gunicorn(running, "intake-floor", "bench.floor:app", floor_env(dsn, env)) + PATH
         for url in (app, floor):  # warm both: imports, connections, caches
             wrk(url, 3, CONNECTIONS, f"{run_id}w")
         measured = wrk(app, SECONDS, CONNECTIONS, f"{run_id}a")

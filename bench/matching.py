@@ -87,12 +87,12 @@ def run(profile: str = "auto") -> dict:
         flask_command(env, "db", "upgrade")
         fill(dsn, rng)
         os.environ.update(env)
-        from leads import create_app
-        from leads.extensions import db
-        from leads.matching import best_matches
-        from leads.models import Lead
-        from leads.models.types import utcnow
-        from leads.routing import lead_profile, load_candidates, usd_rates
+        from leads.core.clock import utcnow
+        from leads.core.database import db
+        from leads.pipeline.models import Lead
+        from leads.routing.matching import best_matches
+        from leads.routing.operations import lead_profile, load_candidates, usd_rates
+        from leads.web.app import create_app
 
         app = create_app()
         leads = []

@@ -1,53 +1,43 @@
 """Shared fixtures. The suite runs once per database: SQLite by default, PostgreSQL when
-TEST_DATABASE_URL names a server (a fresh database is created on it and dropped after)."""
+TEST_DATABASE_URL names a server (a fresh database is created on it and dropped after). The
+plain helpers they use, and tests use, are in helpers.py."""
 
 import contextlib
 import os
-import secrets
-import socket
 import subprocess
 import sys
-import time
-import uuid
-from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import redis
-import requests
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select, text
 
-TODAY = date.today()
-ROOT = Path(__file__).resolve().parent.parent
-SERVER_BASE = os.environ.get("TEST_DATABASE_URL", "")
-# Redis databases of our own, one per leg, so parallel runs of the legs do not collide.
-REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "11"))
-REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
-
-
-def _create_database(tmp_path_factory) -> tuple[str, callable]:
-    if not SERVER_BASE:
-        path = tmp_path_factory.mktemp("db") / "leads.db"
-        return f"sqlite:///{path}", lambda: None
-    name = f"leads_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(make_url(SERVER_BASE).set(database="postgres"),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return str(make_url(SERVER_BASE).set(database=name).render_as_string(hide_password=False)), drop
+from tests.helpers import (
+    BLIND_INDEX_KEY,
+    DATA_KEY,
+    REDIS_URL,
+    ROOT,
+    LiveSite,
+    RedisServer,
+    SmtpSink,
+    WebhookReceiver,
+    WorkerProcess,
+    add_clinic,
+    auth,
+    create_database,
+    free_port,
+    inquiry_body,
+    lead_id_of,
+    route,
+    submit,
+    wait_for_http,
+)
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
-    url, drop = _create_database(tmp_path_factory)
+    url, drop = create_database(tmp_path_factory)
     yield url
     drop()
 
@@ -59,6 +49,8 @@ def test_env(database_url):
         "DATABASE_URL": database_url,
         "REDIS_URL": REDIS_URL,
         "SECRET_KEY": "test-secret",
+        "DATA_KEYS": DATA_KEY,
+        "BLIND_INDEX_KEY": BLIND_INDEX_KEY,
         "PUBLIC_BASE_URL": "http://testserver",
         "LOG_LEVEL": "WARNING",
     }
@@ -76,12 +68,23 @@ def test_env(database_url):
 def app(test_env):
     from flask_migrate import upgrade
 
-    from leads import create_app
+    from leads.web.app import create_app
 
     app = create_app()
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
     return app
+
+
+@pytest.fixture(autouse=True)
+def _settings_of_the_app(request):
+    """Domain code reads the settings of the last app made in this process; a test that
+    makes an app of its own (create_app(...)) must not leave the next test reading its
+    settings, nor miss what it changes in `app.config`."""
+    if "app" in request.fixturenames:
+        from leads.core.settings import use_settings
+
+        use_settings(request.getfixturevalue("app").config)
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +94,7 @@ def _clean_state(request):
     if "app" not in request.fixturenames:
         return
     app = request.getfixturevalue("app")
-    from leads.extensions import db
+    from leads.core.database import db
 
     with app.app_context():
         db.session.remove()
@@ -117,7 +120,7 @@ def db_session(app):
     client get a fresh context (and `g`) each, as they do in production."""
     from sqlalchemy.orm import Session
 
-    from leads.extensions import db
+    from leads.core.database import db
 
     with app.app_context():
         engine = db.engine
@@ -128,8 +131,8 @@ def db_session(app):
 @pytest.fixture
 def demo(app):
     """The demo catalogue; returns the admin's token."""
-    from leads.demo import seed_demo
-    from leads.extensions import db
+    from leads.catalogue.demo import seed_demo
+    from leads.core.database import db
 
     with app.app_context():
         token = seed_demo()
@@ -137,27 +140,12 @@ def demo(app):
     return token
 
 
-def add_clinic(session, treatment, name, country="MX", *, offers=True, active=True,
-               verified=True, valid_until=TODAY + timedelta(days=365), cap=50,
-               languages=("es", "en")):
-    from leads.models import Accreditation, Clinic, ClinicTreatment
-
-    clinic = Clinic(name=name, city="Tijuana", country=country, email=f"{name}@clinic.example",
-                    languages=list(languages), active=active, monthly_referral_cap=cap)
-    session.add(clinic)
-    if offers:
-        session.add(ClinicTreatment(clinic=clinic, treatment=treatment, price_min=Decimal(8000),
-                                    price_max=Decimal(11000), currency="USD"))
-    session.add(Accreditation(clinic=clinic, body="JCI", verified=verified,
-                              valid_from=TODAY - timedelta(days=100), valid_until=valid_until))
-    return clinic
-
-
 @pytest.fixture
 def catalogue(db_session):
     """A small catalogue of its own: four clinics that fit a lead to MX/PA for
     `stem-cell-spine-arthritis`, and one failing each hard filter."""
-    from leads.models import CurrencyRate, Treatment, User
+    from leads.accounts.models import User
+    from leads.catalogue.models import CurrencyRate, Treatment
 
     treatment = Treatment(slug="stem-cell-spine-arthritis", name="Stem cells for the spine",
                           specialty="regenerative-medicine")
@@ -168,7 +156,7 @@ def catalogue(db_session):
                         User(email="gone@care.example", role="coordinator", active=False)])
     eligible = [add_clinic(db_session, treatment, f"fit{i}") for i in range(4)]
     excluded = [
-        add_clinic(db_session, treatment, "expired", valid_until=TODAY - timedelta(days=1)),
+        add_clinic(db_session, treatment, "expired", valid_for_days=-1),
         add_clinic(db_session, treatment, "unverified", verified=False),
         add_clinic(db_session, treatment, "inactive", active=False),
         add_clinic(db_session, treatment, "turkey", country="TR"),
@@ -179,111 +167,98 @@ def catalogue(db_session):
     return {"eligible": {c.id for c in eligible}, "excluded": {c.id for c in excluded}}
 
 
-def inquiry_body(**changes) -> dict:
-    """A valid inquiry with a unique e-mail; `changes` replace top-level keys."""
-    body = {
-        "patient": {
-            "first_name": "Ana", "last_name": "Ruiz",
-            "email": f"ana.{uuid.uuid4().hex[:10]}@example.org",
-            "phone": "+1 415 555 0100", "country": "US", "language": "es", "birth_year": 1961,
-        },
-        "treatment": "stem-cell-spine-arthritis",
-        "condition": "Facet joint arthritis L4-L5 confirmed by X-ray, pain for 3 years.",
-        "has_imaging": True,
-        "destinations": ["MX", "PA"],
-        "budget": {"amount": 12000, "currency": "USD"},
-        "travel_window": {"earliest": "2027-02-01", "latest": "2027-04-30"},
-        "contact_preference": "email",
-        "consent": {"data_processing": True, "share_with_clinics": True, "marketing": False},
-        "source": {"utm_source": "google", "utm_campaign": "spine",
-                   "landing_page": "/stem-cell-spine"},
-        "website": "",
+@pytest.fixture
+def staff(app, catalogue):
+    """Tokens for the catalogue's admin and coordinator (and the inactive user)."""
+    from leads.accounts.models import User
+    from leads.accounts.operations import issue_staff_token
+    from leads.core.database import db
+
+    with app.app_context():
+        users = {u.email.split("@")[0]: u for u in db.session.scalars(select(User))}
+        tokens = {name: issue_staff_token(user) for name, user in users.items()}
+        ids = {name: user.id for name, user in users.items()}
+        db.session.commit()
+    return {
+        "admin": auth(tokens["admin"]), "coordinator": auth(tokens["coord"]),
+        "inactive": auth(tokens["gone"]),
+        "admin_id": ids["admin"], "coordinator_id": ids["coord"],
+        "catalogue": catalogue,
     }
-    body.update(changes)
-    return body
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.fixture
+def varied_leads(app, client, db_session, staff):
+    """Six leads that differ in one filtered property each; answers their references."""
+    created = client.post("/api/v1/treatments", headers=staff["admin"], json={
+        "slug": "dental-implants", "name": "Dental implants", "specialty": "dentistry"})
+    assert created.status_code == 201
+    refs = {
+        "plain": submit(client)["reference"],
+        "routed": submit(client, destinations=["MX"])["reference"],
+        "dental": submit(client, treatment="dental-implants", destinations=[])["reference"],
+        "german": submit(client, patient={**inquiry_body()["patient"], "country": "DE",
+                                          "phone": None, "first_name": "Jürgen",
+                                          "last_name": "Baumgartner",
+                                          "email": "J.Baum@Example.org"})["reference"],
+        "panama": submit(client, destinations=["PA"])["reference"],
+        "assigned": submit(client)["reference"],
+    }
+    route(app, db_session, refs["routed"])
+    assigned = lead_id_of(db_session, refs["assigned"])
+    response = client.patch(f"/api/v1/leads/{assigned}", headers=staff["admin"],
+                            json={"assigned_to": staff["coordinator_id"]})
+    assert response.status_code == 200
+    return refs
 
 
-def wait_for_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
+@pytest.fixture
+def routed(app, client, db_session, staff):
+    """A lead routed to three of the four eligible clinics, and a key for each clinic."""
+    from leads.pipeline.models import Referral
+
+    accepted = submit(client)
+    lead_id = route(app, db_session, accepted["reference"])
+    keys = {}
+    for clinic_id in staff["catalogue"]["eligible"]:
+        response = client.post(f"/api/v1/clinics/{clinic_id}/api-keys", headers=staff["admin"])
+        keys[clinic_id] = auth(response.get_json()["key"])
+    referrals = dict(db_session.execute(select(Referral.clinic_id, Referral.id)
+                                        .where(Referral.lead_id == lead_id)).all())
+    assert len(referrals) == 3
+    [unreferred] = staff["catalogue"]["eligible"] - set(referrals)
+    return {"lead_id": lead_id, "reference": accepted["reference"], "accepted": accepted,
+            "keys": keys, "referrals": referrals, "unreferred": unreferred, **staff}
 
 
 @pytest.fixture
 def gunicorn_server(app, test_env):
-    """Starts `gunicorn wsgi:app` with several workers; yields a function giving its base URL."""
+    """Starts `gunicorn -c gunicorn.conf.py wsgi:app` with several workers; yields a function
+    giving its base URL. With `log_path`, what it writes (stdout and stderr) goes there; with
+    `port`, it listens there."""
     started = []
 
-    def start(workers: int = 4, **extra_env) -> str:
-        port = free_port()
+    def start(workers: int = 4, log_path: Path | None = None, port: int | None = None,
+              **extra_env) -> str:
+        port = port or free_port()
         env = {**os.environ, **test_env, **extra_env}
+        output = open(log_path, "ab") if log_path else None  # noqa: SIM115  (closed below)
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-             "wsgi:app"], cwd=ROOT, env=env,
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-w", str(workers),
+             "-b", f"127.0.0.1:{port}", "wsgi:app"], cwd=ROOT, env=env,
+            stdout=output, stderr=subprocess.STDOUT if output else None,
         )
-        started.append(process)
+        started.append((process, output))
         base = f"http://127.0.0.1:{port}"
         wait_for_http(base + "/healthz")
         return base
 
     yield start
-    for process in started:
+    for process, output in started:
         process.terminate()
         process.wait(timeout=20)
-
-
-class SmtpSink:
-    """A real SMTP server (aiosmtpd) that keeps what it receives; can be stopped and
-    started again on the same port to play a relay that is down."""
-
-    def __init__(self):
-        import email
-        import threading
-
-        from aiosmtpd.controller import Controller
-
-        self.port = free_port()
-        self.messages: list = []
-        self.peers: list = []  # the client's (address, port) of each message: its connection
-        self._lock = threading.Lock()
-        sink = self
-
-        class Handler:
-            async def handle_DATA(self, server, session, envelope):
-                with sink._lock:
-                    sink.messages.append(email.message_from_bytes(envelope.original_content))
-                    sink.peers.append(session.peer)
-                return "250 OK"
-
-        self._controller_class = Controller
-        self._handler = Handler()
-        self._controller = None
-
-    def start(self):
-        self._controller = self._controller_class(self._handler, hostname="127.0.0.1",
-                                                  port=self.port)
-        self._controller.start()
-
-    def stop(self):
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-    def received(self) -> list:
-        with self._lock:
-            return list(self.messages)
+        if output:
+            output.close()
 
 
 @pytest.fixture
@@ -294,93 +269,12 @@ def smtp_sink():
     sink.stop()
 
 
-def wait_until(condition, timeout: float, interval: float = 0.25, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"{message} did not hold within {timeout}s")
-
-
-class RedisServer:
-    """A redis-server process of the test's own, which it may stop and start."""
-
-    def __init__(self, tmp_path):
-        self.port = free_port()
-        self.dir = tmp_path
-        self.process = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self):
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL,
-        )
-        wait_until(self._answers, 10, message="redis-server start")
-
-    def _answers(self) -> bool:
-        try:
-            return redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
-        except redis.RedisError:
-            return False
-
-    def stop(self):
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
 @pytest.fixture
 def own_redis(tmp_path):
     server = RedisServer(tmp_path)
     server.start()
     yield server
     server.stop()
-
-
-class WorkerProcess:
-    """`celery -A workers worker -B`: the real worker, with its beat, as a process."""
-
-    def __init__(self, env: dict, log_path: Path, schedule_path: Path):
-        self.env = env
-        self.log_path = log_path
-        self.schedule_path = schedule_path
-        self.process = None
-
-    def start(self):
-        self.log = open(self.log_path, "ab")  # noqa: SIM115  (closed in stop())
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "-B",
-             "-s", str(self.schedule_path), "--concurrency=2", "--loglevel=INFO",
-             "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self):
-        """SIGKILL the whole process group: the main process, its pool and its beat."""
-        import signal
-
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self):
-        import signal
-
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
 
 
 @pytest.fixture
@@ -399,3 +293,77 @@ def start_worker(app, test_env, tmp_path):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def setting(app, monkeypatch):
+    """`setting(NAME, value)` changes the test app's setting for one test, as the operations
+    read it too: another app made in the process meanwhile (test_personal_data makes some)
+    took the process's settings object over, so it is pointed at this app's again."""
+    from leads.core import settings
+
+    monkeypatch.setattr(settings, "_current", settings.Settings(app.config))
+
+    def change(name: str, value) -> None:
+        monkeypatch.setitem(app.config, name, value)
+
+    return change
+
+
+@pytest.fixture
+def private_allowed(setting):
+    """WEBHOOK_ALLOW_PRIVATE for this test: webhook receivers on 127.0.0.1 over plain http."""
+    setting("WEBHOOK_ALLOW_PRIVATE", True)
+
+
+@pytest.fixture
+def receiver():
+    """A Standard Webhooks receiver on 127.0.0.1 (helpers.WebhookReceiver), started."""
+    server = WebhookReceiver()
+    server.start()
+    yield server
+    server.stop()
+
+
+# --- the browser and a live site (tests/browser.py has the helpers) ------------------------
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium under Playwright, one per test session; fails when none starts."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import launch_chromium
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page in a context of its own (no cookies), in English unless a test makes
+    another context with `browser.new_context(locale="es-ES")`."""
+    context = browser.new_context(locale="en-GB")
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def live_server(gunicorn_server, tmp_path):
+    """A real `gunicorn` on the test database (two workers); answers its base URL. Its log
+    is at tmp_path/gunicorn.log."""
+    return gunicorn_server(workers=2, log_path=tmp_path / "gunicorn.log")
+
+
+@pytest.fixture
+def live_site(gunicorn_server, start_worker, smtp_sink, tmp_path):
+    """`live_server` with a real worker mailing to an aiosmtpd sink, links in mail pointing
+    at the server: `site.url`, `site.sink.received()`, `site.worker`."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    gunicorn_server(workers=2, log_path=tmp_path / "gunicorn.log", port=port,
+                    PUBLIC_BASE_URL=url, SMTP_PORT=str(smtp_sink.port))
+    worker = start_worker(PUBLIC_BASE_URL=url, SMTP_PORT=smtp_sink.port)
+    return LiveSite(url=url, sink=smtp_sink, worker=worker)

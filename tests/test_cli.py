@@ -5,7 +5,6 @@ import os
 import re
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 
 import phonenumbers
@@ -14,31 +13,15 @@ import pytest
 from email_validator import validate_email
 from sqlalchemy import func, select
 
-from leads import routing
-from leads.credentials import PREFIX_LENGTH, matches
-from leads.extensions import db
-from leads.models import (
-    Accreditation,
-    Clinic,
-    ClinicApiKey,
-    ClinicTreatment,
-    CurrencyRate,
-    Lead,
-    StaffToken,
-    Treatment,
-    User,
-)
-from tests.conftest import ROOT, inquiry_body
+from leads.accounts.credentials import PREFIX_LENGTH, matches
+from leads.accounts.models import ClinicApiKey, StaffToken, User
+from leads.catalogue.models import Accreditation, Clinic, ClinicTreatment, CurrencyRate, Treatment
+from leads.core.clock import today
+from leads.core.database import db
+from tests.helpers import ROOT, cli, inquiry_body, routed_lead
 
 TOKEN = re.compile(r"stf_[A-Za-z0-9_-]+")
 FLASK = Path(sys.executable).with_name("flask")  # .venv/bin/flask beside .venv/bin/python
-
-
-def cli(app, *args):
-    # `flask` pushes an app context for every command; the test runner does not, and
-    # `seed-demo` is a plain command, so the context is pushed here as `flask` would.
-    with app.app_context():
-        return app.test_cli_runner().invoke(args=list(args))
 
 
 def flask_process(env: dict, *args) -> subprocess.CompletedProcess:
@@ -166,7 +149,7 @@ def test_seed_demo_as_a_process_twice(app, test_env, db_session):
 
 
 def test_demo_catalogue_is_broad_and_well_formed(db_session, seeded):
-    today = date.today()
+    on = today()
     treatments = db_session.scalars(select(Treatment)).all()
     clinics = db_session.scalars(select(Clinic)).all()
     offers = db_session.scalars(select(ClinicTreatment)).all()
@@ -198,8 +181,8 @@ def test_demo_catalogue_is_broad_and_well_formed(db_session, seeded):
                                         for code in clinic.languages)
         assert clinic.monthly_referral_cap > 0
 
-    valid = [a for a in accreditations if a.is_valid_on(today)]
-    expired = [a for a in accreditations if a.verified and a.valid_until < today]
+    valid = [a for a in accreditations if a.is_valid_on(on)]
+    expired = [a for a in accreditations if a.verified and a.valid_until < on]
     unverified = [a for a in accreditations if not a.verified]
     assert expired and unverified and len(valid) > len(accreditations) / 2
     assert all(a.verified_by_id is not None and a.verified_at is not None for a in valid)
@@ -208,23 +191,17 @@ def test_demo_catalogue_is_broad_and_well_formed(db_session, seeded):
 
 
 def test_demo_inquiry_to_mx_or_pa_is_routed_to_every_eligible_clinic(
-        app, client, db_session, seeded, monkeypatch):
-    monkeypatch.setitem(app.config, "MAX_CLINICS_PER_LEAD", 100)  # so every fit is referred
+        app, client, db_session, seeded, setting):
+    setting("MAX_CLINICS_PER_LEAD", 100)  # so every fit is referred
     response = client.post("/api/v1/inquiries", json=inquiry_body())
     assert response.status_code == 202, response.get_json()
-    lead_id = db_session.scalar(select(Lead.id).where(
-        Lead.reference == response.get_json()["reference"]))
-    with app.app_context():
-        routing.process_lead(lead_id)
-
-    db_session.expire_all()
-    lead = db_session.get(Lead, lead_id)
-    today = date.today()
+    lead = routed_lead(app, db_session, response.get_json()["reference"])
+    on = today()
     mx_pa = db_session.scalars(select(Clinic).where(Clinic.country.in_(["MX", "PA"])))
     offering = [c for c in mx_pa
                 if any(o.treatment.slug == "stem-cell-spine-arthritis" for o in c.offers)]
     eligible = {c.id for c in offering
-                if c.active and any(a.is_valid_on(today) for a in c.accreditations)}
+                if c.active and any(a.is_valid_on(on) for a in c.accreditations)}
     assert lead.status == "routed"
     assert len(eligible) >= 4 and {r.clinic_id for r in lead.referrals} == eligible
     # The demo also holds an MX/PA clinic for this treatment that must be passed over.

@@ -4,13 +4,15 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from leads.models import CurrencyRate, User
-from tests.test_routing import route, submit
+from leads.accounts.models import User
+from leads.catalogue.models import CurrencyRate
+from tests.helpers import routed_lead as route
+from tests.helpers import submit_reference as submit
 
 
 def token_for(app, role: str) -> dict:
-    from leads.auth import issue_staff_token
-    from leads.extensions import db
+    from leads.accounts.operations import issue_staff_token
+    from leads.core.database import db
 
     with app.app_context():
         user = User(email=f"{role}@rates.example", role=role)
@@ -27,7 +29,7 @@ def test_admin_sets_a_rate_and_coordinator_reads_it(app, client):
     assert created.status_code == 201
     assert created.get_json()["currency"] == "MXN"
     updated = client.put("/api/v1/currency-rates/MXN",
-                         json={"usd_per_unit": 0.06, "note": "ECB, 2026-11-24"}, headers=admin)
+                         json={"usd_per_unit": 0.06, "note": "ECB reference rate"}, headers=admin)
     assert updated.status_code == 200
     listed = client.get("/api/v1/currency-rates", headers=coordinator).get_json()
     assert listed == [updated.get_json()]

@@ -1,10 +1,11 @@
 """Every 422 rule of CONTRACT §3: problem details naming the dotted field."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
-from tests.conftest import inquiry_body
+from leads.core.clock import today
+from tests.helpers import inquiry_body
 
 PROBLEM = "application/problem+json"
 
@@ -37,11 +38,11 @@ def without_patient_field(name):
 
 
 def past(days):
-    return (date.today() - timedelta(days=days)).isoformat()
+    return (today() - timedelta(days=days)).isoformat()
 
 
 def future(days):
-    return (date.today() + timedelta(days=days)).isoformat()
+    return (today() + timedelta(days=days)).isoformat()
 
 
 CASES = {
@@ -107,7 +108,7 @@ def test_missing_required_top_level_field(client, demo, name, inside):
 
 
 def test_inactive_treatment_is_refused(client, demo, db_session):
-    from leads.models import Treatment
+    from leads.catalogue.models import Treatment
 
     treatment = db_session.query(Treatment).filter_by(slug="stem-cell-spine-arthritis").one()
     treatment.active = False
@@ -129,7 +130,7 @@ def test_phone_without_plus_is_read_for_the_patient_country(client, demo, db_ses
     body = with_patient(phone="(415) 555-0100", country="US")
     response = post(client, body)
     assert response.status_code == 202
-    from leads.models import Lead
+    from leads.pipeline.models import Lead
 
     lead = db_session.query(Lead).filter_by(reference=response.get_json()["reference"]).one()
     assert lead.phone == "+14155550100"

@@ -6,8 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from sqlalchemy import func, select
 
-from leads.models import IdempotencyRecord, Lead, OutboxMessage
-from tests.conftest import free_port, inquiry_body
+from leads.intake.models import IdempotencyRecord
+from leads.messaging.models import OutboxMessage
+from leads.pipeline.models import Lead
+from tests.helpers import free_port, inquiry_body
 
 
 def test_twenty_concurrent_repeats_of_one_key_create_one_lead(gunicorn_server, demo, db_session):

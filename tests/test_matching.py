@@ -2,15 +2,17 @@
 
 from collections import Counter
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from leads import matching
-from leads.matching import Accreditation, Candidate, LeadProfile, Offer
+from leads.core.clock import today
+from leads.routing import matching
+from leads.routing.matching import Accreditation, Candidate, LeadProfile, Offer
 
-TODAY = date(2026, 11, 24)
+# The engine is given the day; any day will do, so the suite's own.
+TODAY = today()
 RATES = {"USD": Decimal("1"), "MXN": Decimal("0.055"), "EUR": Decimal("1.08")}
 VALID_JCI = Accreditation("JCI", True, TODAY - timedelta(days=300), TODAY + timedelta(days=300))
 
@@ -136,3 +138,171 @@ def test_matching_does_not_import_flask():
         imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                      if isinstance(node, ast.ImportFrom) and node.module}
         assert not imported & {"flask", "sqlalchemy", "flask_sqlalchemy"}
+
+
+# Exact values: the scores coordinators read are part of the behaviour, not only their order.
+
+def test_reason_as_dict_names_every_part():
+    reason = matching.Reason("load", 0.75, 0.15, "10 of 40 referrals used this month.")
+    assert reason.as_dict() == {"factor": "load", "value": 0.75, "weight": 0.15,
+                                "note": "10 of 40 referrals used this month."}
+
+
+def test_weights_are_the_published_ones():
+    assert matching.WEIGHTS == {"language": 0.25, "budget": 0.30, "accreditation": 0.15,
+                                "responsiveness": 0.15, "load": 0.15}
+    assert matching.NEUTRAL == 0.5
+
+
+@pytest.mark.parametrize("language,languages,value,note", [
+    (None, ("es",), 0.5, "The patient named no language."),
+    ("", ("es",), 0.5, "The patient named no language."),
+    ("es", ("de", "es"), 1.0, "Speaks the patient's language (es)."),
+    ("es", ("de", "en"), 0.4, "Does not speak es; speaks English."),
+    ("es", ("tr",), 0.0, "Speaks neither es nor English."),
+])
+def test_language_reason_values(language, languages, value, note):
+    reason = matching.language_reason(clinic(languages=languages),
+                                      replace(LEAD, language=language))
+    assert reason == matching.Reason("language", value, 0.25, note)
+
+
+def budget(amount, currency="USD", offer=("8000", "11000", "USD")):
+    low, high, offer_currency = offer
+    return matching.budget_reason(
+        clinic(offer=Offer(Decimal(low), Decimal(high), offer_currency)),
+        replace(LEAD, budget_amount=None if amount is None else Decimal(amount),
+                budget_currency=currency), RATES)
+
+
+@pytest.mark.parametrize("amount,currency,offer,value,note", [
+    (None, "USD", ("8000", "11000", "USD"), 0.5, "The patient gave no budget."),
+    ("9000", None, ("8000", "11000", "USD"), 0.5, "The patient gave no budget."),
+    ("9000", "GBP", ("8000", "11000", "USD"), 0.5,
+     "No exchange rate to compare budget and price."),
+    ("9000", "USD", ("8000", "11000", "GBP"), 0.5,
+     "No exchange rate to compare budget and price."),
+    ("12000", "USD", ("8000", "11000", "USD"), 1.0,
+     "Budget covers the whole price range (8,000-11,000 USD)."),
+    ("11000", "USD", ("8000", "11000", "USD"), 1.0,
+     "Budget covers the whole price range (8,000-11,000 USD)."),
+    ("9000", "USD", ("8000", "11000", "USD"), 0.6667,
+     "Budget falls within the price range (8,000-11,000 USD)."),
+    ("8000", "USD", ("8000", "11000", "USD"), 0.5,
+     "Budget falls within the price range (8,000-11,000 USD)."),
+    ("10000", "EUR", ("8000", "12000", "USD"), 0.85,
+     "Budget falls within the price range (8,000-12,000 USD)."),
+    ("7000", "USD", ("9000", "11000", "USD"), 0.2778,
+     "Budget is 22% below the lowest price (9,000-11,000 USD)."),
+    ("6000", "USD", ("8000", "11000", "USD"), 0.25,
+     "Budget is 25% below the lowest price (8,000-11,000 USD)."),
+    ("1000", "USD", ("8000", "11000", "USD"), 0.0,
+     "Budget is 88% below the lowest price (8,000-11,000 USD)."),
+    ("4000", "USD", ("150000", "200000", "MXN"), 0.0,
+     "Budget is 52% below the lowest price (150,000-200,000 MXN)."),
+], ids=["no amount", "no currency", "no rate for the budget", "no rate for the price",
+        "covers", "exactly the top", "a third in", "exactly the bottom", "across currencies",
+        "22 % short", "25 % short", "far short", "short across currencies"])
+def test_budget_reason_values(amount, currency, offer, value, note):
+    assert budget(amount, currency, offer) == matching.Reason("budget", value, 0.30, note)
+
+
+def test_to_usd_multiplies_by_the_rate_and_knows_no_unknown_currency():
+    assert matching.to_usd(Decimal("100"), "MXN", RATES) == Decimal("5.500")
+    assert matching.to_usd(Decimal("100"), "GBP", RATES) is None
+
+
+@pytest.mark.parametrize("body,value", [
+    ("JCI", 1.0), ("GMP", 0.9), ("ISO 9001", 0.8), ("ISO 15189", 0.8), ("AAAASF", 0.8),
+    ("GDP", 0.7), ("TEMOS", 0.7), ("jci", 1.0), ("Local board", 0.6),
+])
+def test_accreditation_strengths(body, value):
+    held = Accreditation(body, True, None, None)
+    reason = matching.accreditation_reason(clinic(accreditations=(held,)), TODAY)
+    assert reason == matching.Reason("accreditation", value, 0.15,
+                                     f"Holds a verified {body} accreditation valid today.")
+
+
+def test_a_known_body_outranks_an_unknown_one():
+    held = (Accreditation("Local board", True, None, None), Accreditation("GDP", True, None, None))
+    reason = matching.accreditation_reason(clinic(accreditations=held), TODAY)
+    assert (reason.value, reason.note) == (
+        0.7, "Holds a verified GDP, Local board accreditation valid today.")
+
+
+def test_the_strongest_valid_accreditation_counts_and_invalid_ones_do_not():
+    lapsed_jci = Accreditation("JCI", True, None, TODAY - timedelta(days=1))
+    held = (Accreditation("TEMOS", True, None, None), Accreditation("GMP", True, None, None),
+            lapsed_jci, Accreditation("JCI", False, None, None))
+    reason = matching.accreditation_reason(clinic(accreditations=held), TODAY)
+    assert reason == matching.Reason(
+        "accreditation", 0.9, 0.15, "Holds a verified GMP, TEMOS accreditation valid today.")
+
+
+@pytest.mark.parametrize("valid_from,valid_until,verified,valid", [
+    (None, None, True, True),
+    (None, None, False, False),
+    (0, None, True, True),
+    (1, None, True, False),
+    (-1, None, True, True),
+    (None, 0, True, True),
+    (None, -1, True, False),
+], ids=["open-ended", "unverified", "from today", "from tomorrow", "from yesterday",
+        "until today", "until yesterday"])
+def test_accreditation_validity_edges(valid_from, valid_until, verified, valid):
+    def day(offset):
+        return None if offset is None else TODAY + timedelta(days=offset)
+
+    held = Accreditation("JCI", verified, day(valid_from), day(valid_until))
+    assert held.valid_on(TODAY) is valid
+
+
+@pytest.mark.parametrize("hours,value,note", [
+    ((), 0.5, "No answers to referrals yet."),
+    ((2.0, 4.0, 30.0), 0.8571, "Answers referrals in a median of 4.0 hours."),
+    ((24.0,), 0.5, "Answers referrals in a median of 24.0 hours."),
+    ((10.0, 14.0), 0.6667, "Answers referrals in a median of 12.0 hours."),
+    ((1.0, 5.0, 100.0), 0.8276, "Answers referrals in a median of 5.0 hours."),
+])
+def test_responsiveness_values(hours, value, note):
+    reason = matching.responsiveness_reason(clinic(hours_to_first_answer=hours))
+    assert reason == matching.Reason("responsiveness", value, 0.15, note)
+
+
+@pytest.mark.parametrize("used,cap,value", [(0, 40, 1.0), (10, 40, 0.75), (1, 3, 0.6667)])
+def test_load_values(used, cap, value):
+    reason = matching.load_reason(clinic(referrals_this_month=used, monthly_cap=cap))
+    assert reason == matching.Reason("load", value, 0.15,
+                                     f"{used} of {cap} referrals used this month.")
+
+
+def test_score_is_the_weighted_sum_of_the_reasons_rounded():
+    candidate = clinic(7, languages=("en",), referrals_this_month=10, monthly_cap=40,
+                       offer=Offer(Decimal("8000"), Decimal("11000"), "USD"),
+                       accreditations=(Accreditation("GMP", True, None, None),),
+                       hours_to_first_answer=(10.0, 14.0))
+    lead = replace(LEAD, budget_amount=Decimal("9000"))
+    match = matching.score(candidate, lead, TODAY, RATES)
+    # 0.4*0.25 + 0.6667*0.30 + 0.9*0.15 + 0.6667*0.15 + 0.75*0.15 = 0.647515
+    assert match.clinic_id == 7
+    assert match.score == 0.6475
+    assert [r.value for r in match.reasons] == [0.4, 0.6667, 0.9, 0.6667, 0.75]
+
+
+def test_every_exclusion_is_named_in_order():
+    candidate = clinic(active=False, offer=None, accreditations=(), country="TR",
+                       referrals_this_month=5, monthly_cap=5)
+    assert matching.exclusions(candidate, LEAD, TODAY) == [
+        "inactive", "does not offer the treatment", "no verified accreditation valid today",
+        "not in a destination the patient chose", "monthly referral cap reached"]
+
+
+def test_room_left_under_the_cap_is_no_exclusion():
+    assert matching.exclusions(clinic(referrals_this_month=4, monthly_cap=5), LEAD, TODAY) == []
+
+
+def test_best_matches_drops_the_excluded_and_keeps_the_limit():
+    candidates = [clinic(1, active=False), clinic(2), clinic(3, languages=("tr",)), clinic(4)]
+    matches = matching.best_matches(candidates, LEAD, TODAY, RATES, 2)
+    assert [(m.clinic_id, m.score) for m in matches] == [(2, 0.925), (4, 0.925)]
+    assert matching.best_matches(candidates, LEAD, TODAY, RATES, 0) == []

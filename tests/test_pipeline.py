@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leads.pipeline import (
+from leads.pipeline.states import (
     LEAD_STATUSES,
     LEAD_TRANSITIONS,
     REFERRAL_STATUSES,
@@ -23,6 +23,60 @@ CONTRACT_LEAD_PAIRS = {
     ("needs_review", "routed"), ("needs_review", "closed"), ("needs_review", "spam"),
     ("closed", "received"), ("spam", "received"), ("duplicate", "received"),
 }
+
+
+# CONTRACT §6, referral status (after FHIR Task): requested -> received (the clinic opened it)
+# -> accepted | declined; accepted -> quoted -> booked; any open one -> expired or cancelled.
+# A quoted referral may be quoted again: a later quote revises the first.
+CONTRACT_REFERRAL_PAIRS = {
+    ("requested", "received"), ("received", "accepted"), ("received", "declined"),
+    ("accepted", "quoted"), ("quoted", "booked"), ("quoted", "quoted"),
+    *{(open_status, end) for open_status in ("requested", "received", "accepted", "quoted")
+      for end in ("expired", "cancelled")},
+}
+
+
+def test_referral_table_is_exactly_the_contract():
+    pairs = {(a, b) for a, targets in REFERRAL_TRANSITIONS.items() for b in targets}
+    assert pairs == CONTRACT_REFERRAL_PAIRS
+    assert set(REFERRAL_STATUSES) == {"requested", "received", "accepted", "declined", "quoted",
+                                      "booked", "expired", "cancelled"}
+
+
+def test_lead_statuses_are_the_contract_ones():
+    assert set(LEAD_STATUSES) == {"received", "routed", "needs_review", "spam", "duplicate",
+                                  "quoted", "booked", "completed", "closed"}
+
+
+def test_an_allowed_change_names_both_ends():
+    change = transition(LEAD_TRANSITIONS, "received", "routed")
+    assert (change.before, change.after) == ("received", "routed")
+
+
+def test_a_refusal_carries_where_it_was_and_where_it_was_asked_to_go():
+    with pytest.raises(TransitionRefused) as refused:
+        transition(REFERRAL_TRANSITIONS, "requested", "booked")
+    assert (refused.value.current, refused.value.target) == ("requested", "booked")
+    assert refused.value.allowed == ["cancelled", "expired", "received"]
+    assert str(refused.value) == ("cannot go from 'requested' to 'booked'; "
+                                  "allowed: cancelled, expired, received")
+    # Answered as a 409 whose problem details name where it is and where it may go.
+    assert refused.value.status == 409
+    assert refused.value.extra == {"current": "requested",
+                                   "allowed": ["cancelled", "expired", "received"]}
+
+
+def test_a_refusal_from_a_final_state_says_none_is_allowed():
+    with pytest.raises(TransitionRefused) as refused:
+        transition(REFERRAL_TRANSITIONS, "declined", "accepted")
+    assert str(refused.value) == "cannot go from 'declined' to 'accepted'; allowed: none"
+
+
+def test_an_unknown_state_allows_nothing():
+    assert allowed_targets(LEAD_TRANSITIONS, "archived") == frozenset()
+    with pytest.raises(TransitionRefused) as refused:
+        transition(LEAD_TRANSITIONS, "archived", "received")
+    assert refused.value.allowed == []
 
 
 def test_lead_table_is_exactly_the_contract():
@@ -93,9 +147,10 @@ def test_random_referral_walks_stay_inside_the_table(targets):
 def test_every_accepted_change_of_a_stored_lead_is_one_timeline_event(app, demo, targets):
     from sqlalchemy import select
 
-    from leads.extensions import db
-    from leads.models import Lead, TimelineEvent, Treatment
-    from leads.timeline import change_lead_status
+    from leads.catalogue.models import Treatment
+    from leads.core.database import db
+    from leads.pipeline.models import Lead, TimelineEvent
+    from leads.pipeline.timeline import change_lead_status
 
     with app.app_context():
         treatment = db.session.scalar(select(Treatment).limit(1))

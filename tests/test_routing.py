@@ -4,24 +4,16 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from leads import mail, outbox, routing
-from leads.models import Clinic, EmailMessage, Lead, OutboxMessage, Referral
-from leads.models.types import utcnow
-from tests.conftest import inquiry_body
-
-
-def submit(client, **changes) -> str:
-    response = client.post("/api/v1/inquiries", json=inquiry_body(**changes))
-    assert response.status_code == 202, response.get_json()
-    return response.get_json()["reference"]
-
-
-def route(app, db_session, reference) -> Lead:
-    lead_id = db_session.scalar(select(Lead.id).where(Lead.reference == reference))
-    with app.app_context():
-        routing.process_lead(lead_id)
-    db_session.expire_all()
-    return db_session.get(Lead, lead_id)
+from leads.catalogue.models import Clinic
+from leads.core.clock import utcnow
+from leads.core.jobs import Job
+from leads.messaging import mail, outbox
+from leads.messaging.models import EmailMessage, OutboxMessage
+from leads.pipeline.models import Lead, Referral
+from leads.routing import operations as routing
+from tests.helpers import inquiry_body
+from tests.helpers import routed_lead as route
+from tests.helpers import submit_reference as submit
 
 
 def mail_of(db_session, lead, kind):
@@ -99,7 +91,7 @@ def test_acknowledgement_speaks_the_patient_language(client, db_session, catalog
         lead = db_session.scalar(select(Lead).where(Lead.reference == reference))
         (ack,) = mail_of(db_session, lead, "acknowledgement")
         assert ack.body_text.startswith(greeting)
-        assert reference in ack.subject and f"/api/v1/inquiries/{reference}?token=" in ack.body_html
+        assert reference in ack.subject and f"/status/{reference}?token=" in ack.body_html
 
 
 def test_unanswered_referrals_expire_and_the_lead_goes_to_review(
@@ -138,12 +130,12 @@ def test_relay_publishes_a_bursts_mail_in_batches_and_every_row_once(
         published.append((task, payload))
 
     with app.app_context():
-        relayed = outbox.relay(publish, merges={mail.SEND_TASK: mail.SEND_BATCH})
-        assert outbox.relay(publish, merges={mail.SEND_TASK: mail.SEND_BATCH}) == 0
+        relayed = outbox.relay(publish, merges={Job.SEND_EMAILS: mail.SEND_BATCH})
+        assert outbox.relay(publish, merges={Job.SEND_EMAILS: mail.SEND_BATCH}) == 0
 
     messages = db_session.scalars(select(EmailMessage.id).order_by(EmailMessage.id)).all()
     assert len(messages) == 8 * 4  # an acknowledgement and three notifications per lead
-    batches = [payload["message_ids"] for task, payload in published if task == mail.SEND_TASK]
+    batches = [payload["message_ids"] for task, payload in published if task == Job.SEND_EMAILS]
     assert [len(batch) for batch in batches] == [20, 12]
     assert sorted(sum(batches, [])) == messages
     leads = [payload for task, payload in published if task == "process_lead"]

@@ -13,8 +13,11 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from leads.models import Clinic, EmailMessage, Lead, Referral, User
-from tests.conftest import inquiry_body, wait_until
+from leads.accounts.models import User
+from leads.catalogue.models import Clinic
+from leads.messaging.models import EmailMessage
+from leads.pipeline.models import Lead, Referral
+from tests.helpers import inquiry_body, message_to, wait_until
 
 RELAY_DOWN_SECONDS = 30
 NO_LIMIT = "1000 per minute"  # many inquiries from one test client address
@@ -23,6 +26,15 @@ NO_LIMIT = "1000 per minute"  # many inquiries from one test client address
 def count(db_session, query) -> int:
     db_session.rollback()  # a fresh look: no snapshot, no lock held against the worker
     return db_session.scalar(query)
+
+
+def refused_by_the_dead_relay(db_session) -> int:
+    """Messages tried whose error says the relay refused the connection (the error is
+    encrypted at rest, so it is read, not compared in SQL)."""
+    db_session.rollback()
+    errors = db_session.scalars(select(EmailMessage.last_error)
+                                .where(EmailMessage.attempts >= 1))
+    return sum(1 for error in errors if error and error.startswith("ConnectionRefusedError"))
 
 
 def unrouted(db_session) -> int:
@@ -156,9 +168,7 @@ def test_mail_waits_out_a_relay_that_is_down_and_is_sent_once_it_is_back(
     # Routing goes on without the relay; sending is tried, fails, and the mail stays pending.
     wait_until(lambda: unrouted(db_session) == 0, timeout=30, message="routing")
     expected = len(bodies) + 3 * (len(bodies) - 1) + 2
-    wait_until(lambda: count(db_session, select(func.count()).select_from(EmailMessage)
-                             .where(EmailMessage.attempts >= 1,
-                                    EmailMessage.last_error.like("ConnectionRefusedError%"))),
+    wait_until(lambda: refused_by_the_dead_relay(db_session),
                timeout=30, message="sending tried against the dead relay")
     assert count(db_session, select(func.count()).select_from(EmailMessage)) == expected
 
@@ -219,3 +229,70 @@ def test_inquiries_accepted_while_redis_is_down_are_routed_once_it_is_back(
     wait_until(lambda: unrouted(db_session) == 0, timeout=60, interval=0.5, message="routing")
     wait_for_all_mail(db_session, smtp_sink, timeout=60)
     assert_everyone_told_exactly_once(db_session, smtp_sink, bodies)
+
+
+def test_mail_the_relay_refuses_fails_alone_and_deferred_mail_goes_once_it_is_taken(
+        app, client, db_session, catalogue, smtp_sink, start_worker):
+    """One patient's address refused for good (550), one for now (450), one the relay cannot
+    take (a non-ASCII local part, no SMTPUTF8): everyone else of the burst is told once, the
+    refused are `failed` on their lead's timeline, the deferred one arrives through the
+    periodic resend once the relay takes it, and no address reaches the worker's log."""
+    from leads.accounts.operations import issue_staff_token
+    from leads.core.database import db
+
+    bodies = [inquiry_body() for _ in range(4)]
+    gone, busy, unicode, fine = (body["patient"]["email"] for body in bodies)
+    unicode = bodies[2]["patient"]["email"] = "jörg." + unicode
+    smtp_sink.refuse(gone, f"550 5.1.1 <{gone}>: Recipient address rejected: User unknown")
+    smtp_sink.refuse(busy, f"450 4.2.1 <{busy}>: Mailbox busy, try again later")
+    worker = start_worker(SMTP_PORT=smtp_sink.port)
+    for body in bodies:
+        assert client.post("/api/v1/inquiries", json=body).status_code == 202
+
+    def status_of(address):
+        db_session.rollback()
+        message = message_to(db_session, address)
+        return message.status, message.last_error
+
+    # Routing writes the rest of the mail (clinic notifications, and review alerts for a lead
+    # no clinic fits) in its own transaction: count it once every lead has been routed.
+    wait_until(lambda: unrouted(db_session) == 0, timeout=60, interval=0.5, message="routing")
+    expected = count(db_session, select(func.count()).select_from(EmailMessage))
+    assert expected >= len(bodies) + 3, "acknowledgements and clinic notifications"
+    wait_until(lambda: count(db_session, select(func.count()).select_from(EmailMessage)
+                             .where(EmailMessage.status == "sent")) == expected - 3,
+               timeout=60, message="all mail but the refused sent")
+    wait_until(lambda: status_of(busy)[1], timeout=30, message="the deferred one tried")
+    assert status_of(busy)[0] == "pending" and status_of(busy)[1].startswith("450")
+    assert status_of(gone)[0] == status_of(unicode)[0] == "failed"
+    assert len(distinct_mail(smtp_sink, set())) == expected - 3
+
+    smtp_sink.refuse(busy, None)
+    wait_until(lambda: status_of(busy)[0] == "sent", timeout=120, interval=0.5,
+               message="the deferred message sent by the periodic resend")
+    mail = distinct_mail(smtp_sink, set())
+    assert len(mail) == len(smtp_sink.received()) == expected - 2
+    assert Counter(m["To"] for m in mail)[busy] == 1
+    assert {m["To"] for m in mail}.isdisjoint({gone, unicode})
+
+    with app.app_context():
+        admin = db.session.scalar(select(User).where(User.role == "admin"))
+        token = issue_staff_token(admin)
+        db.session.commit()
+    db_session.rollback()
+    for lead in db_session.scalars(select(Lead)):
+        detail = client.get(f"/api/v1/leads/{lead.id}",
+                            headers={"Authorization": f"Bearer {token}"}).get_json()
+        failures = [e for e in detail["timeline"] if e["kind"] == "message_failed"]
+        if lead.email in (gone, unicode):
+            [failure] = failures
+            assert failure["actor"] == "system"
+            assert failure["data"]["message_kind"] == "acknowledgement"
+            assert failure["data"]["code"] == (550 if lead.email == gone else None)
+            assert "@" not in str(failure["data"])
+        else:
+            assert failures == []
+    log = worker.log_path.read_text(encoding="utf-8", errors="replace")
+    assert log.count("refused for good") == 2  # the log names the message, not its address
+    for address in (gone, busy, unicode, fine):
+        assert address.split("@")[0] not in log

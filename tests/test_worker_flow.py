@@ -4,8 +4,10 @@ from collections import Counter
 
 from sqlalchemy import select
 
-from leads.models import Clinic, EmailMessage, Lead
-from tests.conftest import inquiry_body, wait_until
+from leads.catalogue.models import Clinic
+from leads.messaging.models import EmailMessage
+from leads.pipeline.models import Lead
+from tests.helpers import inquiry_body, wait_until
 
 
 def lead_by_reference(db_session, reference) -> Lead:

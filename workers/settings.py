@@ -2,7 +2,24 @@
 
 from datetime import timedelta
 
-OUTBOX_RELAY_EVERY = timedelta(seconds=2)
+from leads.core.jobs import Job
+
+# The modules that declare tasks, one per domain that has background work.
+TASK_MODULES = ["leads.messaging.tasks", "leads.routing.tasks", "leads.intake.tasks",
+                "leads.privacy.tasks", "leads.webhooks.tasks"]
+BEAT_SCHEDULE = {
+    Job.RELAY_OUTBOX: timedelta(seconds=2),
+    Job.EXPIRE_REFERRALS: timedelta(minutes=5),
+    Job.RESEND_STUCK_MAIL: timedelta(seconds=30),
+    # A digest is due when its person's spell is over (REVIEW_ALERT_DIGEST_MINUTES); it goes
+    # out within this much of then.
+    Job.SEND_REVIEW_DIGESTS: timedelta(seconds=5),
+    Job.ROUTE_STRANDED_LEADS: timedelta(seconds=15),
+    Job.FORGET_IDEMPOTENCY_KEYS: timedelta(hours=1),
+    Job.ERASE_EXPIRED_LEADS: timedelta(hours=1),
+    # Often, so the first retry of a webhook comes well within a minute.
+    Job.SEND_DUE_WEBHOOKS: timedelta(seconds=2),
+}
 
 
 def celery_settings(flask_config) -> dict:
@@ -29,12 +46,7 @@ def celery_settings(flask_config) -> dict:
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "beat_schedule": {
-            "relay-outbox": {"task": "relay_outbox", "schedule": OUTBOX_RELAY_EVERY},
-            "expire-referrals": {"task": "expire_referrals", "schedule": timedelta(minutes=5)},
-            "resend-stuck-mail": {"task": "resend_stuck_mail", "schedule": timedelta(seconds=30)},
-            "route-stranded-leads": {
-                "task": "route_stranded_leads", "schedule": timedelta(seconds=15)},
-            "forget-idempotency-keys": {
-                "task": "forget_idempotency_keys", "schedule": timedelta(hours=1)},
+            job.replace("_", "-"): {"task": job, "schedule": every}
+            for job, every in BEAT_SCHEDULE.items()
         },
     }

@@ -1,0 +1,1 @@
+"""The accounts' HTTP resources: the calling user, and staff users for admins."""

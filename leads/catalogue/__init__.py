@@ -1,0 +1,2 @@
+"""What the marketplace offers: treatments, clinics, their prices and accreditations, and
+the currency rates budgets and prices are compared in."""

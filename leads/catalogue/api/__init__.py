@@ -1,0 +1,1 @@
+"""The catalogue's HTTP resources: treatments, clinics, currency rates."""

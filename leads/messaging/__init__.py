@@ -1,0 +1,1 @@
+"""Work that leaves the database: the transactional outbox and e-mail sent exactly once."""

@@ -1,0 +1,245 @@
+"""Routing a lead: load what the matching engine needs, refer the lead to the clinics it
+chooses, and tell everyone who must know. Called by the worker and by the reroute endpoint."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from leads.catalogue.models import Accreditation, Clinic, ClinicTreatment, CurrencyRate
+from leads.core.clock import utcnow
+from leads.core.database import db
+from leads.core.settings import settings
+from leads.messaging.mail import queue_email
+from leads.messaging.review_alerts import raise_review_alerts
+from leads.pipeline.models import Lead, Referral
+from leads.pipeline.states import (
+    REFERRAL_OPEN,
+    UNANSWERED,
+    EventKind,
+    LeadStatus,
+    ReferralStatus,
+)
+from leads.pipeline.timeline import SYSTEM, change_lead_status, change_referral_status, record_event
+from leads.routing import matching
+from leads.webhooks.events import WebhookEvent
+from leads.webhooks.operations import announce
+
+ANSWER_HISTORY = 50  # how many recent answers make a clinic's responsiveness
+
+
+def month_start(now: datetime) -> datetime:
+    return datetime(now.year, now.month, 1, tzinfo=UTC)
+
+
+def usd_rates() -> dict[str, Decimal]:
+    return dict(db.session.execute(select(CurrencyRate.currency, CurrencyRate.usd_per_unit)).all())
+
+
+def _referral_counts(clinic_ids: list[int], since: datetime) -> dict[int, int]:
+    return dict(db.session.execute(
+        select(Referral.clinic_id, func.count())
+        .where(Referral.clinic_id.in_(clinic_ids), Referral.created_at >= since)
+        .group_by(Referral.clinic_id)
+    ).all())
+
+
+def _answer_hours(clinic_ids: list[int]) -> dict[int, list[float]]:
+    rows = db.session.execute(
+        select(Referral.clinic_id, Referral.created_at, Referral.responded_at)
+        .where(Referral.clinic_id.in_(clinic_ids), Referral.responded_at.is_not(None))
+        .order_by(Referral.responded_at.desc())
+    ).all()
+    hours: dict[int, list[float]] = {}
+    for clinic_id, created, responded in rows:
+        answers = hours.setdefault(clinic_id, [])
+        if len(answers) < ANSWER_HISTORY:
+            answers.append((responded - created).total_seconds() / 3600)
+    return hours
+
+
+def load_candidates(lead: Lead, skip_clinic_ids: set[int],
+                    now: datetime) -> list[matching.Candidate]:
+    """Clinics that offer the lead's treatment, as the matching engine sees them. Plain
+    columns, not ORM objects: building a clinic's object graph cost most of a match."""
+    query = (
+        select(Clinic.id, Clinic.name, Clinic.country, Clinic.active, Clinic.languages,
+               Clinic.monthly_referral_cap, ClinicTreatment.price_min, ClinicTreatment.price_max,
+               ClinicTreatment.currency)
+        .join(ClinicTreatment, ClinicTreatment.clinic_id == Clinic.id)
+        .where(ClinicTreatment.treatment_id == lead.treatment_id, Clinic.active)
+        .order_by(Clinic.id)
+    )
+    if lead.destinations:
+        query = query.where(Clinic.country.in_(lead.destinations))
+    if skip_clinic_ids:
+        query = query.where(Clinic.id.not_in(skip_clinic_ids))
+    rows = db.session.execute(query).all()
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    counts = _referral_counts(ids, month_start(now))
+    hours = _answer_hours(ids)
+    accreditations = _accreditations(ids)
+    return [
+        matching.Candidate(
+            clinic_id=row.id, name=row.name, country=row.country, active=row.active,
+            languages=tuple(row.languages or ()), monthly_cap=row.monthly_referral_cap,
+            referrals_this_month=counts.get(row.id, 0),
+            offer=matching.Offer(row.price_min, row.price_max, row.currency),
+            accreditations=tuple(accreditations.get(row.id, ())),
+            hours_to_first_answer=tuple(hours.get(row.id, ())),
+        )
+        for row in rows
+    ]
+
+
+def _accreditations(clinic_ids: list[int]) -> dict[int, list[matching.Accreditation]]:
+    rows = db.session.execute(
+        select(Accreditation.clinic_id, Accreditation.body, Accreditation.verified,
+               Accreditation.valid_from, Accreditation.valid_until)
+        .where(Accreditation.clinic_id.in_(clinic_ids))
+        .order_by(Accreditation.id)
+    ).all()
+    found: dict[int, list[matching.Accreditation]] = {}
+    for clinic_id, *fields in rows:
+        found.setdefault(clinic_id, []).append(matching.Accreditation(*fields))
+    return found
+
+
+def lead_profile(lead: Lead) -> matching.LeadProfile:
+    return matching.LeadProfile(
+        destinations=tuple(lead.destinations), language=lead.language,
+        budget_amount=lead.budget_amount, budget_currency=lead.budget_currency,
+    )
+
+
+def eligible_clinics(lead: Lead, skip_clinic_ids: set[int]) -> list[matching.Candidate]:
+    """The clinics matching may refer the lead to now (CONTRACT §6's hard filters), the
+    skipped ones aside, by id."""
+    now = utcnow()
+    profile = lead_profile(lead)
+    return [candidate for candidate in load_candidates(lead, skip_clinic_ids, now)
+            if not matching.exclusions(candidate, profile, now.date())]
+
+
+def refer(lead: Lead, skip_clinic_ids: set[int], actor: str,
+          still_open: int = 0) -> list[Referral]:
+    """Create referrals to the best eligible clinics and notify each; [] when none fit.
+    With `still_open` referrals the lead keeps, only as many clinics are added as bring it
+    to MAX_CLINICS_PER_LEAD."""
+    now = utcnow()
+    config = settings()
+    room = config.max_clinics_per_lead - still_open
+    if room <= 0:
+        return []
+    matches = matching.best_matches(
+        load_candidates(lead, skip_clinic_ids, now), lead_profile(lead), now.date(),
+        usd_rates(), room,
+    )
+    if not matches:
+        return []
+    expires = now + timedelta(hours=config.referral_response_hours)
+    referrals = []
+    for match in matches:
+        referral = Referral(lead=lead, clinic_id=match.clinic_id, status=ReferralStatus.REQUESTED,
+                            score=match.score, reasons=[r.as_dict() for r in match.reasons],
+                            created_at=now, updated_at=now, expires_at=expires)
+        db.session.add(referral)
+        referrals.append(referral)
+    db.session.flush()
+    clinics = {clinic.id: clinic for clinic in db.session.execute(
+        select(Clinic.id, Clinic.name, Clinic.email)
+        .where(Clinic.id.in_([referral.clinic_id for referral in referrals])))}
+    for referral in referrals:
+        clinic = clinics[referral.clinic_id]
+        record_event(lead, actor, EventKind.REFERRED, referral_id=referral.id, clinic_id=clinic.id,
+                     clinic=clinic.name, score=referral.score)
+        announce(referral, WebhookEvent.REFERRAL_CREATED)
+        queue_email(
+            "referral_notification", f"referral_notification:{referral.id}", clinic.email,
+            "en", lead_id=lead.id,
+            clinic_name=clinic.name, reference=lead.reference,
+            treatment_name=lead.treatment.name, patient_country=lead.country,
+            response_hours=config.referral_response_hours,
+            referral_url=f"{config.public_base_url}/clinic/referrals/{referral.id}",
+        )
+    return referrals
+
+
+def send_to_review(lead: Lead, reason: str, actor: str = SYSTEM) -> None:
+    """Move the lead to `needs_review` and alert every active coordinator and admin once
+    (at once, or in their next digest: leads/messaging/review_alerts.py)."""
+    entered = change_lead_status(lead, LeadStatus.NEEDS_REVIEW, actor, reason=reason)
+    db.session.flush()  # the event's id tells this stay in review from a later one
+    raise_review_alerts(lead, entered)
+
+
+def route_lead(lead: Lead) -> None:
+    """First routing of a received lead: to clinics, or to a coordinator."""
+    if lead.status != LeadStatus.RECEIVED:
+        return
+    if not lead.consent_share_with_clinics:
+        send_to_review(lead, "The patient did not consent to sharing with clinics.")
+        return
+    # A reopened lead keeps its old referrals; the same clinic is not asked twice.
+    if refer(lead, {r.clinic_id for r in lead.referrals}, SYSTEM):
+        change_lead_status(lead, LeadStatus.ROUTED, SYSTEM)
+    else:
+        send_to_review(lead, "No eligible clinic fits this lead.")
+
+
+def stranded_leads(older_than: timedelta) -> list[int]:
+    """Leads still waiting to be routed a while after they arrived: their routing task was
+    lost with a worker that died holding it (the broker would give it back only after its
+    visibility timeout). Routing them again is safe; `process_lead` does nothing twice."""
+    return list(db.session.scalars(
+        select(Lead.id)
+        .where(Lead.status == LeadStatus.RECEIVED, Lead.updated_at < utcnow() - older_than)
+        .order_by(Lead.id)
+        .limit(1000)
+    ))
+
+
+def process_lead(lead_id: int) -> None:
+    """The worker's whole job for a newly accepted lead; safe to run any number of times."""
+    lead = db.session.scalar(select(Lead).where(Lead.id == lead_id).with_for_update(of=Lead))
+    if lead is None:
+        return
+    route_lead(lead)
+    db.session.commit()
+
+
+def is_overdue(referral: Referral, now: datetime) -> bool:
+    return (referral.status in UNANSWERED and referral.expires_at is not None
+            and referral.expires_at < now)
+
+
+def review_if_nothing_open(lead: Lead) -> None:
+    """A routed lead whose every referral was declined or expired goes to a coordinator."""
+    still_open = any(r.status in REFERRAL_OPEN for r in lead.referrals)
+    if lead.status == LeadStatus.ROUTED and not still_open:
+        send_to_review(lead, "Every referral was declined or expired.")
+
+
+def expire_overdue_referrals() -> int:
+    """Referrals with no answer in time expire. The leads are locked first, as every other
+    writer locks them, so the sweep and a clinic's answer take turns rather than deadlock."""
+    now = utcnow()
+    leads = db.session.scalars(
+        select(Lead)
+        .where(Lead.id.in_(select(Referral.lead_id).where(
+            Referral.status.in_(UNANSWERED), Referral.expires_at < now)))
+        .order_by(Lead.id)
+        .with_for_update(skip_locked=True, of=Lead)
+        .execution_options(populate_existing=True)
+    ).all()
+    expired = 0
+    for lead in leads:
+        for referral in lead.referrals:
+            if is_overdue(referral, now):
+                change_referral_status(referral, ReferralStatus.EXPIRED, SYSTEM)
+                expired += 1
+        review_if_nothing_open(lead)
+    db.session.commit()
+    return expired

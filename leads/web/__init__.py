@@ -1,0 +1,2 @@
+"""The web plumbing: the app factory, problem details, request parsing, credential guards,
+security headers, operations endpoints."""
