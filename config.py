@@ -107,7 +107,8 @@ class Config:
             "DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'leads.db'}"
         )
         # Parameters carry patient data: keep them out of SQLAlchemy's DEBUG log.
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"hide_parameters": True, "pool_pre_ping": True}
+        # No ping per checkout: leads.core.database pings only connections left idle.
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"hide_parameters": True, "pool_recycle": 1800}
         if self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
             self.SQLALCHEMY_ENGINE_OPTIONS["connect_args"] = {"timeout": 30}
         self.REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")

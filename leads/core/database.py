@@ -1,7 +1,12 @@
-"""The database: one Flask-SQLAlchemy instance, and the base every model shares."""
+"""The database: one Flask-SQLAlchemy instance, the base every model shares, and how a
+pooled connection is trusted."""
+
+import time
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
@@ -19,3 +24,32 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+# A connection used again within this many seconds is taken as it is: under load that is
+# every checkout, so no request pays a ping. One left idle longer may have been dropped (a
+# database restart, a firewall's idle timeout) and is pinged before use.
+IDLE_BEFORE_PING = 10.0
+
+
+def ping_connections_left_idle(engine: Engine) -> None:
+    """Instead of `pool_pre_ping`, which pings on every checkout: a dead idle connection
+    raises DisconnectionError here, and the pool replaces it and tries again (SQLAlchemy's
+    "pessimistic" checkout handling); `pool_recycle` retires connections before a server's
+    own idle timeout."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection, record):
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _taken(dbapi_connection, record, _proxy):
+        returned = record.info.pop("returned_at", None)
+        if returned is None or time.monotonic() - returned < IDLE_BEFORE_PING:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError("an idle connection was dropped") from error
+        if not alive:
+            raise DisconnectionError("an idle connection was dropped")

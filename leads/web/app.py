@@ -19,7 +19,7 @@ def _sqlite_write_ahead_log(connection, _record) -> None:
 def create_app(**overrides) -> Flask:
     """The app factory; `overrides` replace settings read from the environment."""
     from leads import models  # noqa: F401  (models registers the tables)
-    from leads.core.database import db
+    from leads.core.database import db, ping_connections_left_idle
     from leads.core.settings import use_settings
     from leads.privacy.personal import use_keys
     from leads.web import cli
@@ -45,8 +45,9 @@ def create_app(**overrides) -> Flask:
             parents=True, exist_ok=True)
 
     db.init_app(app)
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        with app.app_context():
+    with app.app_context():
+        ping_connections_left_idle(db.engine)
+        if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
             event.listen(db.engine, "connect", _sqlite_write_ahead_log)
     migrate.init_app(app, db, render_as_batch=True)
     init_web_security(app)
