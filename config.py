@@ -138,7 +138,9 @@ class Config:
         self.RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
         self.RATELIMIT_SWALLOW_ERRORS = True
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
-        self.RATELIMIT_HEADERS_ENABLED = True
+        # The limit's headers go on a 429 only (leads/web/extensions.py): on every answer
+        # they would cost a Redis read each.
+        self.RATELIMIT_HEADERS_ENABLED = False
         # Sign-in attempts on the pages (leads/web/pages), per client address.
         self.SIGN_IN_RATE_LIMIT = env("SIGN_IN_RATE_LIMIT", "10 per minute")
         # Page sessions (CONTRACT §9): signed with SECRET_KEY, kept from scripts, sent on

@@ -170,6 +170,14 @@ def test_idempotency_key_replays_the_first_answer(client, demo, db_session):
     assert count(db_session, EmailMessage) == 1
 
 
+def test_replays_count_as_attempts(client, demo, db_session):
+    body = inquiry_body()
+    for _ in range(10):
+        assert post(client, body, headers={"Idempotency-Key": "again"}).status_code == 202
+    assert post(client, body, headers={"Idempotency-Key": "again"}).status_code == 429
+    assert count(db_session, Lead) == 1
+
+
 def test_idempotency_key_with_another_body_answers_422(client, demo, db_session):
     post(client, inquiry_body(), headers={"Idempotency-Key": "k-1"})
     response = post(client, inquiry_body(), headers={"Idempotency-Key": "k-1"})

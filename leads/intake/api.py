@@ -1,6 +1,6 @@
 """The patient's front door: submit an inquiry, follow it with the status link."""
 
-from flask import current_app, g
+from flask import current_app
 from flask.views import MethodView
 from sqlalchemy.exc import IntegrityError
 
@@ -34,24 +34,18 @@ blp = Blueprint(
 def _replay(key: str, request_hash: str):
     answer = stored_answer(key, request_hash)
     if answer is not None:
-        g.idempotent_replay = True
         db.session.commit()
         return answer.body, answer.status_code
     return None
 
 
-def _counts_against_limit(response) -> bool:
-    # Every inquiry counts, refused ones too (CONTRACT §3); a replay of an Idempotency-Key
-    # is the first inquiry answered again, already counted.
-    return not g.get("idempotent_replay", False)
-
-
 @blp.route("")
 class Inquiries(MethodView):
-    # The limit is checked before the body is read, so a client sending invalid inquiries
-    # is held back like any other. A browser's preflight (OPTIONS) is not an inquiry.
+    # Every attempt counts (CONTRACT §3), replays and refused ones too, and is counted before
+    # the body is read, so a client sending invalid inquiries is held back like any other:
+    # one Redis call per attempt. A browser's preflight (OPTIONS) is not an inquiry.
     decorators = [limiter.limit(lambda: current_app.config["INQUIRY_RATE_LIMIT"],
-                                methods=["POST"], deduct_when=_counts_against_limit)]
+                                methods=["POST"])]
 
     @blp.allow(Audience.ANYONE)
     @blp.arguments(InquirySchema, example=contract_example())

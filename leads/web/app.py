@@ -24,7 +24,7 @@ def create_app(**overrides) -> Flask:
     from leads.privacy.personal import use_keys
     from leads.web import cli
     from leads.web.blueprints import register_blueprints
-    from leads.web.extensions import api, limiter, migrate
+    from leads.web.extensions import api, limiter, migrate, rate_limit_headers
     from leads.web.guards import register_guards
     from leads.web.problems import register_error_handlers
     from leads.web.publisher import init_publisher
@@ -52,6 +52,7 @@ def create_app(**overrides) -> Flask:
     migrate.init_app(app, db, render_as_batch=True)
     init_web_security(app)
     limiter.init_app(app)
+    app.after_request(rate_limit_headers)
     api.init_app(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     register_error_handlers(app)

@@ -1,6 +1,7 @@
 """The web app's extension instances, bound to the app in `create_app`."""
 
 import http
+import time
 
 from apispec import BasePlugin
 from flask_limiter import Limiter
@@ -16,7 +17,7 @@ migrate = Migrate()
 limiter = Limiter(key_func=get_remote_address)
 
 
-# What the rate limiter sends with a 429 (Flask-Limiter, RATELIMIT_HEADERS_ENABLED).
+# What a 429 carries (`rate_limit_headers`).
 RATE_LIMIT_HEADERS = {
     "Retry-After": {"description": "Seconds to wait before trying again.", "required": True,
                     "schema": {"type": "integer", "minimum": 0}},
@@ -27,6 +28,19 @@ RATE_LIMIT_HEADERS = {
     "X-RateLimit-Reset": {"description": "When the window resets (Unix time, seconds).",
                           "schema": {"type": "number"}},
 }
+
+
+def rate_limit_headers(response):
+    """An after-request hook: the breached limit's figures on a 429, read from the limiter's
+    store only then (Flask-Limiter's own headers read it for every answer)."""
+    breached = limiter.current_limit if response.status_code == 429 else None
+    if breached is not None:
+        reset_at = breached.reset_at
+        response.headers["X-RateLimit-Limit"] = str(breached.limit.amount)
+        response.headers["X-RateLimit-Remaining"] = str(breached.remaining)
+        response.headers["X-RateLimit-Reset"] = str(reset_at)
+        response.headers["Retry-After"] = str(max(1, reset_at - int(time.time())))
+    return response
 
 
 class OperationIdPlugin(BasePlugin):
