@@ -116,6 +116,23 @@ def test_inactive_treatment_is_refused(client, demo, db_session):
     assert_rejected(post(client, inquiry_body()), "treatment")
 
 
+def test_a_treatment_deactivated_elsewhere_is_refused_though_remembered(client, demo,
+                                                                        db_session):
+    """Validation remembers an active treatment for a few seconds per process; another
+    process (here: a direct change, not through this process's API) deactivating it
+    meanwhile still gets the next inquiry refused, by intake's own read."""
+    from leads.catalogue.models import Treatment
+
+    assert post(client, inquiry_body()).status_code == 202  # remembered as active now
+    treatment = db_session.query(Treatment).filter_by(slug="stem-cell-spine-arthritis").one()
+    treatment.active = False
+    db_session.commit()
+    assert_rejected(post(client, inquiry_body()), "treatment")
+    treatment.active = True
+    db_session.commit()
+    assert post(client, inquiry_body()).status_code == 202
+
+
 def test_five_faults_are_all_named_at_once(client, demo):
     body = inquiry_body(condition="short", destinations=["MX", "??"],
                         budget={"amount": -5, "currency": "USD"})

@@ -106,6 +106,18 @@ def test_same_person_other_treatment_is_not_a_duplicate(client, demo, db_session
     assert db_session.scalar(select(Lead.status).where(Lead.reference == reference)) == "received"
 
 
+def test_a_reference_drawn_twice_is_drawn_again(client, demo, db_session, monkeypatch):
+    from leads.intake import operations
+
+    first = post(client, inquiry_body()).get_json()["reference"]
+    draws = iter([first, first, "MT-ZZZZZZZ"])
+    monkeypatch.setattr(operations, "new_reference", lambda: next(draws))
+    second = post(client, inquiry_body())
+    assert second.status_code == 202
+    assert second.get_json()["reference"] == "MT-ZZZZZZZ"
+    assert count(db_session, Lead) == 2
+
+
 def test_malformed_json_answers_400(client, demo):
     response = client.post("/api/v1/inquiries", data='{"patient": ',
                            content_type="application/json")

@@ -1,5 +1,6 @@
 """The catalogue of treatments and clinics: reading it, and the admins' changes to it."""
 
+import time
 from decimal import Decimal
 
 from marshmallow import ValidationError
@@ -26,14 +27,29 @@ class TreatmentExists(Conflict):
         super().__init__(f"A treatment with slug {slug!r} exists already.")
 
 
-def find_active_treatment(slug: str) -> Treatment | None:
-    """Remembered for the rest of the session (one request, one task): an inquiry's
-    validation and its intake ask for the same treatment."""
-    found = db.session.info.setdefault("active_treatments", {})
-    if slug not in found:
-        found[slug] = db.session.scalar(
-            select(Treatment).where(Treatment.slug == slug, Treatment.active))
-    return found[slug]
+# Every inquiry's validation asks whether its treatment is offered. A yes is remembered per
+# process for a few seconds (forgotten at once when this process changes a treatment); a no
+# is asked again each time, so a new treatment is known at once. Intake reads the treatment
+# again in the statement that looks for a duplicate (leads/intake/operations.py), so one
+# deactivated meanwhile by another process is still refused.
+ACTIVE_TREATMENT_TTL = 5.0
+_active_until: dict[str, float] = {}
+
+
+def is_active_treatment(slug: str) -> bool:
+    now = time.monotonic()
+    if _active_until.get(slug, 0.0) > now:
+        return True
+    if db.session.scalar(
+            select(Treatment.id).where(Treatment.slug == slug, Treatment.active)) is None:
+        _active_until.pop(slug, None)
+        return False
+    _active_until[slug] = now + ACTIVE_TREATMENT_TTL
+    return True
+
+
+def forget_active_treatments() -> None:
+    _active_until.clear()
 
 
 def find_treatment(slug: str) -> Treatment | None:
@@ -62,6 +78,7 @@ def create_treatment(fields: dict) -> Treatment:
 def update_treatment(treatment: Treatment, changes: dict) -> None:
     for name, value in changes.items():
         setattr(treatment, name, value)
+    forget_active_treatments()
 
 
 def clinics_query(filters: dict) -> Select:

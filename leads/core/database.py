@@ -4,7 +4,8 @@ pooled connection is trusted."""
 import time
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, event
+from sqlalchemy import Insert, MetaData, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
@@ -24,6 +25,14 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+_DIALECT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def dialect_insert(target: Table | type[Base]) -> Insert:
+    """An INSERT into a table (Core) or a model (ORM) that may carry ON CONFLICT, which
+    both dialects have, each with its own construct."""
+    return _DIALECT_INSERTS[db.session.get_bind().dialect.name](target)
 
 
 # A connection used again within this many seconds is taken as it is: under load that is

@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from leads.attachments.operations import add_patients_file
 from leads.core.database import db
 from leads.intake.idempotency import fingerprint, remember_answer, stored_answer
-from leads.intake.operations import accept_inquiry, patients_lead, patients_view, status_url
+from leads.intake.operations import accept_inquiry, patients_lead, patients_view
 from leads.intake.schemas import (
     AttachmentSchema,
     AttachmentUploadSchema,
@@ -60,11 +60,12 @@ class Inquiries(MethodView):
         if key and (replayed := _replay(key, request_hash)):
             return replayed
 
-        lead = accept_inquiry(form)
+        accepted = accept_inquiry(form)
         body = {
-            "reference": lead.reference,
+            "reference": accepted.reference,
+            # A spam or duplicate lead is answered as any other: nothing to learn from it.
             "status": LeadStatus.RECEIVED,
-            "status_url": status_url(lead),
+            "status_url": accepted.status_url,
         }
         if key:
             remember_answer(key, request_hash, 202, body)

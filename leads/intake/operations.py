@@ -4,22 +4,31 @@ sees of it afterwards, by the status link (the API and the status page alike).""
 
 import hashlib
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Row, insert, literal, select
 
 from leads.accounts.credentials import matches
-from leads.catalogue.operations import find_active_treatment
+from leads.catalogue.models import Treatment
+from leads.catalogue.operations import forget_active_treatments
 from leads.core.clock import today, utcnow
-from leads.core.database import db
-from leads.core.errors import NotFound
+from leads.core.database import db, dialect_insert
+from leads.core.errors import Invalid, NotFound
 from leads.core.jobs import Job
 from leads.core.settings import settings
 from leads.messaging.mail import queue_email, template_language
 from leads.messaging.outbox import enqueue
-from leads.pipeline.models import Lead
-from leads.pipeline.states import NOT_ORIGINALS, WITHDRAWABLE, EventKind, LeadStatus
-from leads.pipeline.timeline import PATIENT, SYSTEM, change_lead_status, record_event
+from leads.pipeline.models import Lead, LeadDestination, TimelineEvent
+from leads.pipeline.states import (
+    LEAD_TRANSITIONS,
+    NOT_ORIGINALS,
+    WITHDRAWABLE,
+    EventKind,
+    LeadStatus,
+    transition,
+)
+from leads.pipeline.timeline import PATIENT, SYSTEM, status_change_data
 from leads.privacy.personal import email_lookup_key
 from leads.privacy.search import index_names
 
@@ -29,10 +38,8 @@ REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def new_reference() -> str:
-    while True:
-        reference = "MT-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(7))
-        if db.session.scalar(select(Lead.id).where(Lead.reference == reference)) is None:
-            return reference
+    """A candidate; the unique index on `leads.reference` decides (see `_insert_lead`)."""
+    return "MT-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(7))
 
 
 def status_url(lead: Lead) -> str | None:
@@ -47,86 +54,135 @@ def hash_status_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def find_original(email_key: str, treatment_id: int, now) -> Lead | None:
-    """The lead a new inquiry repeats: same person, same treatment, within 30 days."""
-    return db.session.scalar(
-        select(Lead)
-        .where(
-            Lead.email_key == email_key,
-            Lead.treatment_id == treatment_id,
-            Lead.created_at >= now - DUPLICATE_WINDOW,
-            Lead.status.not_in(NOT_ORIGINALS),
+def _treatment_and_original(slug: str, email_key: str | None, now: datetime) -> Row | None:
+    """The treatment (id, name, active) and, when `email_key` is given, the id of the lead a
+    new inquiry from that address repeats: same person, same treatment, within 30 days.
+    One statement, read afresh for every inquiry."""
+    original = literal(None)
+    if email_key is not None:
+        original = (
+            select(Lead.id)
+            .where(
+                Lead.email_key == email_key,
+                Lead.treatment_id == Treatment.id,
+                Lead.created_at >= now - DUPLICATE_WINDOW,
+                Lead.status.not_in(NOT_ORIGINALS),
+            )
+            .order_by(Lead.created_at)
+            .limit(1)
+            .correlate(Treatment)
+            .scalar_subquery()
         )
-        .order_by(Lead.created_at)
-        .limit(1)
-    )
+    return db.session.execute(
+        select(Treatment.id, Treatment.name, Treatment.active, original.label("original_id"))
+        .where(Treatment.slug == slug)
+    ).one_or_none()
 
 
-def accept_inquiry(form: dict) -> Lead:
-    """Stage a lead from a validated inquiry form; the caller commits."""
+def _insert_lead(values: dict) -> tuple[int, str]:
+    """Insert the lead under a fresh reference, drawing another on the rare collision: no
+    look-up before, the unique index answers in the same statement."""
+    leads = Lead.__table__
+    while True:
+        reference = new_reference()
+        lead_id = db.session.scalar(
+            dialect_insert(leads).values(reference=reference, **values)
+            .on_conflict_do_nothing(index_elements=[leads.c.reference])
+            .returning(leads.c.id))
+        if lead_id is not None:
+            return lead_id, reference
+
+
+@dataclass(frozen=True)
+class AcceptedInquiry:
+    lead_id: int
+    reference: str
+    status_url: str
+
+
+def accept_inquiry(form: dict) -> AcceptedInquiry:
+    """Write a lead from a validated inquiry form, with its destinations, name index, first
+    events, acknowledgement and routing job, in a few Core statements (this is the path a
+    campaign's burst takes); the caller commits."""
     now = utcnow()
     patient = form["patient"]
     budget = form.get("budget") or {}
     window = form.get("travel_window") or {}
     consent = form["consent"]
-    treatment = find_active_treatment(form["treatment"])
-    token = secrets.token_urlsafe(24)
-    lead = Lead(
-        reference=new_reference(),
-        status=LeadStatus.RECEIVED,
-        treatment=treatment,
-        first_name=patient["first_name"],
-        last_name=patient["last_name"],
-        email=patient["email"],
-        email_key=email_lookup_key(patient["email"]),
-        phone=patient.get("phone") or None,
-        country=patient["country"],
-        language=patient.get("language"),
-        birth_year=patient.get("birth_year"),
-        condition=form["condition"],
-        has_imaging=form.get("has_imaging"),
-        budget_amount=budget.get("amount"),
-        budget_currency=budget.get("currency"),
-        travel_earliest=window.get("earliest"),
-        travel_latest=window.get("latest"),
-        contact_preference=form.get("contact_preference"),
-        consent_data_processing=consent["data_processing"],
-        consent_share_with_clinics=consent["share_with_clinics"],
-        consent_marketing=consent["marketing"],
-        source={k: v for k, v in (form.get("source") or {}).items() if v is not None},
-        tags=[],
-        status_token_hash=hash_status_token(token),
-        # Kept, encrypted, for the links in later mail (a quote); the hash finds the lead.
-        status_token=token,
-        created_at=now,
-        updated_at=now,
-    )
-    lead.destinations = form.get("destinations") or []
+    email_key = email_lookup_key(patient["email"])
     spam = bool(form.get("website"))
-    original = None if spam else find_original(lead.email_key, treatment.id, now)
-    db.session.add(lead)
-    db.session.flush()  # the lead's id names it in the events, the outbox and the index
-    index_names(lead)
-    record_event(lead, PATIENT, EventKind.RECEIVED, reference=lead.reference)
+    treatment = _treatment_and_original(form["treatment"], None if spam else email_key, now)
+    if treatment is None or not treatment.active:
+        forget_active_treatments()  # validation passed it on a remembered yes
+        raise Invalid("treatment", f"Unknown or inactive treatment {form['treatment']!r}.")
 
-    if spam:
-        # The honeypot was filled in: a bot. Answer as usual, do nothing more.
-        change_lead_status(lead, LeadStatus.SPAM, SYSTEM, reason="honeypot field filled in")
-        return lead
-    if original is not None:
-        lead.duplicate_of = original
-        change_lead_status(lead, LeadStatus.DUPLICATE, SYSTEM,
-                           reason=f"repeats {original.reference}")
-        record_event(original, SYSTEM, EventKind.DUPLICATE_RECEIVED,
-                     lead_id=lead.id, reference=lead.reference)
-    enqueue(Job.PROCESS_LEAD, lead_id=lead.id)
-    queue_email(
-        "acknowledgement", f"acknowledgement:{lead.id}", lead.email,
-        template_language(lead.language), lead_id=lead.id, first_name=lead.first_name,
-        reference=lead.reference, treatment_name=treatment.name,
-        status_url=status_url(lead),
-    )
-    return lead
+    # The honeypot filled in means a bot: answered as usual, nothing more is done.
+    status = (LeadStatus.SPAM if spam else
+              LeadStatus.DUPLICATE if treatment.original_id is not None else LeadStatus.RECEIVED)
+    token = secrets.token_urlsafe(24)
+    lead_id, reference = _insert_lead({
+        "status": status,
+        "treatment_id": treatment.id,
+        "first_name": patient["first_name"],
+        "last_name": patient["last_name"],
+        "email": patient["email"],
+        "email_key": email_key,
+        "phone": patient.get("phone") or None,
+        "country": patient["country"],
+        "language": patient.get("language"),
+        "birth_year": patient.get("birth_year"),
+        "condition": form["condition"],
+        "has_imaging": form.get("has_imaging"),
+        "budget_amount": budget.get("amount"),
+        "budget_currency": budget.get("currency"),
+        "travel_earliest": window.get("earliest"),
+        "travel_latest": window.get("latest"),
+        "contact_preference": form.get("contact_preference"),
+        "consent_data_processing": consent["data_processing"],
+        "consent_share_with_clinics": consent["share_with_clinics"],
+        "consent_marketing": consent["marketing"],
+        "source": {k: v for k, v in (form.get("source") or {}).items() if v is not None},
+        "tags": [],
+        "duplicate_of_id": None if spam else treatment.original_id,
+        "status_token_hash": hash_status_token(token),
+        # Kept, encrypted, for the links in later mail (a quote); the hash finds the lead.
+        "status_token": token,
+        "created_at": now,
+        "updated_at": now,
+    })
+    if destinations := form.get("destinations"):
+        db.session.execute(insert(LeadDestination.__table__).values(
+            [{"lead_id": lead_id, "country": country, "position": position}
+             for position, country in enumerate(destinations)]))
+    index_names(lead_id, patient["first_name"], patient["last_name"])
+    events = [{"lead_id": lead_id, "at": now, "actor": PATIENT, "kind": EventKind.RECEIVED,
+               "data": {"reference": reference}}]
+    if status != LeadStatus.RECEIVED:
+        reason = "honeypot field filled in"
+        if not spam:
+            original_reference = db.session.scalar(
+                select(Lead.reference).where(Lead.id == treatment.original_id))
+            reason = f"repeats {original_reference}"
+        change = transition(LEAD_TRANSITIONS, LeadStatus.RECEIVED, status)
+        events.append({"lead_id": lead_id, "at": now, "actor": SYSTEM,
+                       "kind": EventKind.STATUS_CHANGED,
+                       "data": status_change_data(change, reason)})
+        if not spam:
+            events.append({"lead_id": treatment.original_id, "at": now, "actor": SYSTEM,
+                           "kind": EventKind.DUPLICATE_RECEIVED,
+                           "data": {"lead_id": lead_id, "reference": reference}})
+    db.session.execute(insert(TimelineEvent.__table__).values(events))
+
+    link = settings().status_url(reference, token)
+    if not spam:
+        enqueue(Job.PROCESS_LEAD, lead_id=lead_id)
+        queue_email(
+            "acknowledgement", f"acknowledgement:{lead_id}", patient["email"],
+            template_language(patient.get("language")), lead_id=lead_id,
+            first_name=patient["first_name"], reference=reference,
+            treatment_name=treatment.name, status_url=link,
+        )
+    return AcceptedInquiry(lead_id=lead_id, reference=reference, status_url=link)
 
 
 class UnknownInquiry(NotFound):

@@ -12,7 +12,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from leads.catalogue.operations import find_active_treatment
+from leads.catalogue.operations import is_active_treatment
 from leads.core.clock import today
 from leads.core.fields import (
     Amount,
@@ -135,7 +135,7 @@ class InquirySchema(Schema):
 
     @validates("treatment")
     def known_treatment(self, value, data_key):
-        if find_active_treatment(value) is None:
+        if not is_active_treatment(value):
             raise ValidationError(f"Unknown or inactive treatment {value!r}.")
 
     @post_load

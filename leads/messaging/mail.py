@@ -31,10 +31,9 @@ from pathlib import Path
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from leads.core.clock import utcnow
-from leads.core.database import db
+from leads.core.database import db, dialect_insert
 from leads.core.jobs import Job
 from leads.core.text import one_line
 from leads.messaging.models import EmailMessage
@@ -45,7 +44,6 @@ from leads.pipeline.timeline import SYSTEM, record_event
 
 log = logging.getLogger(__name__)
 SEND_BATCH = Merge(key="message_ids", size=20)
-INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 # A send normally takes milliseconds and each SMTP step gives up after 15 s; a lease that runs
 # out while its send still hangs lets the message be tried again, at worst sent twice.
 SEND_LEASE = timedelta(seconds=30)
@@ -99,13 +97,14 @@ def queue_email(kind: str, key: str, recipient: str, language: str, *, lead_id: 
     call with the same key stages nothing and answers the first one's id, decided by the
     database in the same statement."""
     subject, text, html = render(kind, language, **context)
-    insert = INSERTS[db.session.get_bind().dialect.name](EmailMessage)
+    messages = EmailMessage.__table__
     message_id = db.session.scalar(
-        insert.values(dedupe_key=key, kind=kind, lead_id=lead_id, recipient=recipient,
-                      subject=subject, body_text=text, body_html=html, status=MessageStatus.PENDING,
-                      attempts=0, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[EmailMessage.dedupe_key])
-        .returning(EmailMessage.id))
+        dialect_insert(messages)
+        .values(dedupe_key=key, kind=kind, lead_id=lead_id, recipient=recipient,
+                subject=subject, body_text=text, body_html=html, status=MessageStatus.PENDING,
+                attempts=0, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[messages.c.dedupe_key])
+        .returning(messages.c.id))
     if message_id is None:
         return db.session.scalar(select(EmailMessage.id).where(EmailMessage.dedupe_key == key))
     enqueue(Job.SEND_EMAILS, message_ids=[message_id])

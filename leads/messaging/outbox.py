@@ -4,7 +4,7 @@ to the broker. Delivery is at least once; every task is idempotent, so once in e
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from leads.core.clock import utcnow
 from leads.core.database import db
@@ -12,8 +12,9 @@ from leads.messaging.models import OutboxMessage
 
 
 def enqueue(task: str, **payload) -> None:
-    """Stage a task in the caller's transaction."""
-    db.session.add(OutboxMessage(task=task, payload=payload))
+    """Write a task in the caller's transaction (one Core statement: no unit of work to
+    flush for a row nothing reads back)."""
+    db.session.execute(insert(OutboxMessage.__table__).values(task=task, payload=payload))
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from sqlalchemy import exists, select, update
 
 from leads.accounts.models import User
 from leads.core.clock import utcnow
-from leads.core.database import db
+from leads.core.database import db, dialect_insert
 from leads.core.settings import settings
-from leads.messaging.mail import INSERTS, queue_email
+from leads.messaging.mail import queue_email
 from leads.messaging.models import ReviewAlert, ReviewAlertSpell
 from leads.pipeline.models import Lead, TimelineEvent
 
@@ -76,7 +76,7 @@ def _open_spell(user_id: int, now: datetime) -> bool:
     ).rowcount
     if moved:
         return True
-    insert = INSERTS[db.session.get_bind().dialect.name](ReviewAlertSpell)
+    insert = dialect_insert(ReviewAlertSpell)
     return db.session.scalar(
         insert.values(user_id=user_id, gathering_until=until)
         .on_conflict_do_nothing(index_elements=[ReviewAlertSpell.user_id])

@@ -35,10 +35,15 @@ def apply_lead_change(lead: Lead, change: Change, actor: str,
     """Write a change already judged allowed (by the table, or as a withdrawal)."""
     lead.status = change.after
     lead.updated_at = utcnow()
+    return record_event(lead, actor, EventKind.STATUS_CHANGED, **status_change_data(change, reason))
+
+
+def status_change_data(change: Change, reason: str | None = None) -> dict:
+    """What a status event holds."""
     data = {"from": change.before, "to": change.after}
     if reason:
         data["reason"] = reason
-    return record_event(lead, actor, EventKind.STATUS_CHANGED, **data)
+    return data
 
 
 def change_referral_status(referral: Referral, target: str, actor: str, **data) -> None:

@@ -10,12 +10,12 @@ from leads.privacy.models import LeadSearchTerm
 from leads.privacy.personal import name_index_digests, name_search_digests
 
 
-def index_names(lead: Lead) -> None:
-    """Stage the digests `q=` finds the lead's names by; the lead has its id already."""
-    digests = name_index_digests(lead.first_name, lead.last_name)
+def index_names(lead_id: int, first_name: str | None, last_name: str | None) -> None:
+    """Write the digests `q=` finds the lead's names by, in one statement."""
+    digests = name_index_digests(first_name, last_name)
     if digests:
-        db.session.execute(insert(LeadSearchTerm),
-                           [{"digest": digest, "lead_id": lead.id} for digest in digests])
+        db.session.execute(insert(LeadSearchTerm.__table__).values(
+            [{"digest": digest, "lead_id": lead_id} for digest in digests]))
 
 
 def forget_search_index(lead: Lead) -> None:
