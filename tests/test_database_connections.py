@@ -22,6 +22,7 @@ def pooled_connections(app):
     event.listen(engine, "checkin", keep)
     yield returned
     event.remove(engine, "checkin", keep)
+    engine.dispose()  # no connection this test closed is handed to the next
 
 
 def test_a_dropped_idle_connection_is_replaced_before_the_request_uses_it(

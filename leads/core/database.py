@@ -26,13 +26,17 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 
-_DIALECT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# ON CONFLICT, which both dialects have, each with its own construct.
+DIALECT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def dialect_name() -> str:
+    return db.session.get_bind().dialect.name
 
 
 def dialect_insert(target: Table | type[Base]) -> Insert:
-    """An INSERT into a table (Core) or a model (ORM) that may carry ON CONFLICT, which
-    both dialects have, each with its own construct."""
-    return _DIALECT_INSERTS[db.session.get_bind().dialect.name](target)
+    """An INSERT into a table (Core) or a model (ORM) that may carry ON CONFLICT."""
+    return DIALECT_INSERTS[dialect_name()](target)
 
 
 # A connection used again within this many seconds is taken as it is: under load that is

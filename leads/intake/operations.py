@@ -2,18 +2,19 @@
 all in the caller's transaction, so that what was accepted is kept. And what the patient
 sees of it afterwards, by the status link (the API and the status page alike)."""
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, insert, literal, select
+from sqlalchemy import Insert, Row, bindparam, insert, select
 
 from leads.accounts.credentials import matches
 from leads.catalogue.models import Treatment
 from leads.catalogue.operations import forget_active_treatments
 from leads.core.clock import today, utcnow
-from leads.core.database import db, dialect_insert
+from leads.core.database import DIALECT_INSERTS, db, dialect_name
 from leads.core.errors import Invalid, NotFound
 from leads.core.jobs import Job
 from leads.core.settings import settings
@@ -54,41 +55,52 @@ def hash_status_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# The statements of the intake path are built once, their values bound at each call: no
+# statement construction or cache-key computation per inquiry.
+_TREATMENT_AND_ORIGINAL = select(
+    Treatment.id, Treatment.name, Treatment.active,
+    select(Lead.id)
+    .where(
+        Lead.email_key == bindparam("email_key"),
+        Lead.treatment_id == Treatment.id,
+        Lead.created_at >= bindparam("since"),
+        Lead.status.not_in(NOT_ORIGINALS),
+    )
+    .order_by(Lead.created_at)
+    .limit(1)
+    .correlate(Treatment)
+    .scalar_subquery()
+    .label("original_id"),
+).where(Treatment.slug == bindparam("slug"))
+_DESTINATIONS_INSERT = insert(LeadDestination.__table__)
+_EVENTS_INSERT = insert(TimelineEvent.__table__)
+
+
 def _treatment_and_original(slug: str, email_key: str | None, now: datetime) -> Row | None:
-    """The treatment (id, name, active) and, when `email_key` is given, the id of the lead a
-    new inquiry from that address repeats: same person, same treatment, within 30 days.
+    """The treatment (id, name, active) and, unless `email_key` is None, the id of the lead
+    a new inquiry from that address repeats: same person, same treatment, within 30 days.
     One statement, read afresh for every inquiry."""
-    original = literal(None)
-    if email_key is not None:
-        original = (
-            select(Lead.id)
-            .where(
-                Lead.email_key == email_key,
-                Lead.treatment_id == Treatment.id,
-                Lead.created_at >= now - DUPLICATE_WINDOW,
-                Lead.status.not_in(NOT_ORIGINALS),
-            )
-            .order_by(Lead.created_at)
-            .limit(1)
-            .correlate(Treatment)
-            .scalar_subquery()
-        )
     return db.session.execute(
-        select(Treatment.id, Treatment.name, Treatment.active, original.label("original_id"))
-        .where(Treatment.slug == slug)
+        _TREATMENT_AND_ORIGINAL,
+        {"slug": slug, "email_key": email_key, "since": now - DUPLICATE_WINDOW},
     ).one_or_none()
+
+
+@functools.cache
+def _lead_insert(dialect: str) -> Insert:
+    leads = Lead.__table__
+    return (DIALECT_INSERTS[dialect](leads)
+            .on_conflict_do_nothing(index_elements=[leads.c.reference])
+            .returning(leads.c.id))
 
 
 def _insert_lead(values: dict) -> tuple[int, str]:
     """Insert the lead under a fresh reference, drawing another on the rare collision: no
     look-up before, the unique index answers in the same statement."""
-    leads = Lead.__table__
+    statement = _lead_insert(dialect_name())
     while True:
         reference = new_reference()
-        lead_id = db.session.scalar(
-            dialect_insert(leads).values(reference=reference, **values)
-            .on_conflict_do_nothing(index_elements=[leads.c.reference])
-            .returning(leads.c.id))
+        lead_id = db.session.scalar(statement, {"reference": reference, **values})
         if lead_id is not None:
             return lead_id, reference
 
@@ -103,7 +115,8 @@ class AcceptedInquiry:
 def accept_inquiry(form: dict) -> AcceptedInquiry:
     """Write a lead from a validated inquiry form, with its destinations, name index, first
     events, acknowledgement and routing job, in a few Core statements (this is the path a
-    campaign's burst takes); the caller commits."""
+    campaign's burst takes); rows go as executemany, whose statements SQLAlchemy compiles
+    once (a multi-row VALUES is compiled anew for each). The caller commits."""
     now = utcnow()
     patient = form["patient"]
     budget = form.get("budget") or {}
@@ -111,6 +124,7 @@ def accept_inquiry(form: dict) -> AcceptedInquiry:
     consent = form["consent"]
     email_key = email_lookup_key(patient["email"])
     spam = bool(form.get("website"))
+    # A spam lead is never a duplicate: no e-mail key matches NULL.
     treatment = _treatment_and_original(form["treatment"], None if spam else email_key, now)
     if treatment is None or not treatment.active:
         forget_active_treatments()  # validation passed it on a remembered yes
@@ -151,9 +165,9 @@ def accept_inquiry(form: dict) -> AcceptedInquiry:
         "updated_at": now,
     })
     if destinations := form.get("destinations"):
-        db.session.execute(insert(LeadDestination.__table__).values(
-            [{"lead_id": lead_id, "country": country, "position": position}
-             for position, country in enumerate(destinations)]))
+        db.session.execute(_DESTINATIONS_INSERT,
+                           [{"lead_id": lead_id, "country": country, "position": position}
+                            for position, country in enumerate(destinations)])
     index_names(lead_id, patient["first_name"], patient["last_name"])
     events = [{"lead_id": lead_id, "at": now, "actor": PATIENT, "kind": EventKind.RECEIVED,
                "data": {"reference": reference}}]
@@ -171,7 +185,7 @@ def accept_inquiry(form: dict) -> AcceptedInquiry:
             events.append({"lead_id": treatment.original_id, "at": now, "actor": SYSTEM,
                            "kind": EventKind.DUPLICATE_RECEIVED,
                            "data": {"lead_id": lead_id, "reference": reference}})
-    db.session.execute(insert(TimelineEvent.__table__).values(events))
+    db.session.execute(_EVENTS_INSERT, events)
 
     link = settings().status_url(reference, token)
     if not spam:

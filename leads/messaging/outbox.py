@@ -10,11 +10,13 @@ from leads.core.clock import utcnow
 from leads.core.database import db
 from leads.messaging.models import OutboxMessage
 
+_OUTBOX_INSERT = insert(OutboxMessage.__table__)
+
 
 def enqueue(task: str, **payload) -> None:
     """Write a task in the caller's transaction (one Core statement: no unit of work to
     flush for a row nothing reads back)."""
-    db.session.execute(insert(OutboxMessage.__table__).values(task=task, payload=payload))
+    db.session.execute(_OUTBOX_INSERT, {"task": task, "payload": payload})
 
 
 @dataclass(frozen=True)

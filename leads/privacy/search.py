@@ -9,13 +9,15 @@ from leads.pipeline.models import Lead
 from leads.privacy.models import LeadSearchTerm
 from leads.privacy.personal import name_index_digests, name_search_digests
 
+_TERMS_INSERT = insert(LeadSearchTerm.__table__)
+
 
 def index_names(lead_id: int, first_name: str | None, last_name: str | None) -> None:
-    """Write the digests `q=` finds the lead's names by, in one statement."""
+    """Write the digests `q=` finds the lead's names by, in one executemany."""
     digests = name_index_digests(first_name, last_name)
     if digests:
-        db.session.execute(insert(LeadSearchTerm.__table__).values(
-            [{"digest": digest, "lead_id": lead_id} for digest in digests]))
+        db.session.execute(_TERMS_INSERT,
+                           [{"digest": digest, "lead_id": lead_id} for digest in digests])
 
 
 def forget_search_index(lead: Lead) -> None:
