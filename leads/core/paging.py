@@ -1,6 +1,9 @@
 """Cursor paging (CONTRACT §2): `?limit=` 1-200 (50 by default) and an opaque `?cursor=`."""
 
 import base64
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import Select
@@ -36,11 +39,21 @@ def decode_cursor(cursor: str) -> int:
         raise ValidationError("Not a cursor this API gave out.", field_name="cursor") from None
 
 
-def page(session, query: Select, id_column, limit: int, cursor: str | None) -> dict:
-    """Newest first by id; one row more than asked tells whether another page exists."""
+def keyset(query: Select, id_column, limit: int, cursor: str | None) -> Select:
+    """The page after `cursor`, newest first by id, with one row more than asked: it tells
+    whether another page exists (`paged`)."""
     if cursor:
         query = query.where(id_column < decode_cursor(cursor))
-    rows = list(session.scalars(query.order_by(id_column.desc()).limit(limit + 1)))
+    return query.order_by(id_column.desc()).limit(limit + 1)
+
+
+def paged(rows: list, limit: int, id_of: Callable[[Any], int]) -> dict:
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"items": rows, "next_cursor": encode_cursor(rows[-1].id) if more and rows else None}
+    return {"items": rows, "next_cursor": encode_cursor(id_of(rows[-1])) if more and rows else None}
+
+
+def page(session, query: Select, id_column, limit: int, cursor: str | None) -> dict:
+    """A page of the ORM objects `query` selects."""
+    rows = list(session.scalars(keyset(query, id_column, limit, cursor)))
+    return paged(rows, limit, attrgetter("id"))

@@ -119,10 +119,12 @@ class Blueprint(SmorestBlueprint):
     def arguments(self, schema, *, location="json", required=True, **kwargs):
         """As flask-smorest's, documenting the refusals of a JSON body (400, 413, 415); a
         required body that is missing answers 422 naming `body` (and what it must hold)."""
-        decorator = super().arguments(schema, location=location, required=required, **kwargs)
+        # One instance for every request: given a class, webargs builds a schema per request,
+        # and building one copies all its fields.
+        instance = schema() if isinstance(schema, type) else schema
+        decorator = super().arguments(instance, location=location, required=required, **kwargs)
         if location != "json":
             return decorator
-        instance = schema() if isinstance(schema, type) else schema
 
         def documented(view):
             parsed = decorator(view)
