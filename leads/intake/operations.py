@@ -19,7 +19,6 @@ from leads.core.errors import Invalid, NotFound
 from leads.core.jobs import Job
 from leads.core.settings import settings
 from leads.messaging.mail import queue_email, template_language
-from leads.messaging.outbox import enqueue
 from leads.pipeline.models import Lead, LeadDestination, TimelineEvent
 from leads.pipeline.states import (
     LEAD_TRANSITIONS,
@@ -189,10 +188,10 @@ def accept_inquiry(form: dict) -> AcceptedInquiry:
 
     link = settings().status_url(reference, token)
     if not spam:
-        enqueue(Job.PROCESS_LEAD, lead_id=lead_id)
         queue_email(
             "acknowledgement", f"acknowledgement:{lead_id}", patient["email"],
             template_language(patient.get("language")), lead_id=lead_id,
+            jobs=[(Job.PROCESS_LEAD, {"lead_id": lead_id})],
             first_name=patient["first_name"], reference=reference,
             treatment_name=treatment.name, status_url=link,
         )

@@ -1,7 +1,7 @@
 """The transactional outbox: work is written beside the change that needs it, then relayed
 to the broker. Delivery is at least once; every task is idempotent, so once in effect."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select
@@ -14,9 +14,16 @@ _OUTBOX_INSERT = insert(OutboxMessage.__table__)
 
 
 def enqueue(task: str, **payload) -> None:
-    """Write a task in the caller's transaction (one Core statement: no unit of work to
-    flush for a row nothing reads back)."""
-    db.session.execute(_OUTBOX_INSERT, {"task": task, "payload": payload})
+    """Write a task in the caller's transaction."""
+    enqueue_all([(task, payload)])
+
+
+def enqueue_all(jobs: Iterable[tuple[str, dict]]) -> None:
+    """Write (task, payload) rows in the caller's transaction, in one Core statement: no
+    unit of work to flush for rows nothing reads back."""
+    rows = [{"task": task, "payload": payload} for task, payload in jobs]
+    if rows:
+        db.session.execute(_OUTBOX_INSERT, rows)
 
 
 @dataclass(frozen=True)
