@@ -9,10 +9,30 @@ from leads.pipeline.states import (
     LEAD_TRANSITIONS,
     REFERRAL_STATUSES,
     REFERRAL_TRANSITIONS,
+    Change,
+    NotWithdrawable,
     TransitionRefused,
     allowed_targets,
     transition,
+    withdrawal,
 )
+
+# CONTRACT §3: a patient may withdraw until the lead is completed or closed (a spam lead is
+# shown as received, and refused as closed when it tries).
+NOT_WITHDRAWABLE = {"completed", "closed", "spam"}
+
+
+@pytest.mark.parametrize("status", sorted(LEAD_STATUSES))
+def test_withdrawal_closes_every_open_lead_and_refuses_the_rest(status):
+    if status in NOT_WITHDRAWABLE:
+        with pytest.raises(NotWithdrawable) as refused:
+            withdrawal(status)
+        assert refused.value.status == 409
+        assert refused.value.detail == ("This inquiry is closed or completed; it can no "
+                                        "longer be withdrawn.")
+    else:
+        assert withdrawal(status) == Change(before=status, after="closed")
+
 
 CONTRACT_LEAD_PAIRS = {
     ("received", "routed"), ("received", "needs_review"), ("received", "spam"),
