@@ -20,7 +20,7 @@ from leads.intake.schemas import (
 )
 from leads.pipeline.states import LeadStatus
 from leads.pipeline.workflow import withdraw
-from leads.web.extensions import limiter
+from leads.web.extensions import limiter, refund_rate_limit
 from leads.web.guards import Audience
 from leads.web.parsing import Blueprint, json_body
 from leads.web.publisher import nudge_relay
@@ -35,15 +35,17 @@ def _replay(key: str, request_hash: str):
     answer = stored_answer(key, request_hash)
     if answer is not None:
         db.session.commit()
+        refund_rate_limit()
         return answer.body, answer.status_code
     return None
 
 
 @blp.route("")
 class Inquiries(MethodView):
-    # Every attempt counts (CONTRACT §3), replays and refused ones too, and is counted before
-    # the body is read, so a client sending invalid inquiries is held back like any other:
-    # one Redis call per attempt. A browser's preflight (OPTIONS) is not an inquiry.
+    # Every attempt counts (CONTRACT §3), refused ones too, and is counted before the body is
+    # read, so a client sending invalid inquiries is held back like any other: one Redis call
+    # per attempt. A replay of an Idempotency-Key is the first inquiry answered again and is
+    # given back (`_replay`). A browser's preflight (OPTIONS) is not an inquiry.
     decorators = [limiter.limit(lambda: current_app.config["INQUIRY_RATE_LIMIT"],
                                 methods=["POST"])]
 

@@ -1,6 +1,7 @@
 """The web app's extension instances, bound to the app in `create_app`."""
 
 import http
+import logging
 import time
 
 from apispec import BasePlugin
@@ -9,6 +10,7 @@ from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
+from limits.errors import StorageError
 
 from leads.web.problems import PROBLEM_JSON, ProblemSchema, problem_from_http_exception
 from leads.web.request_ids import FAIR, HEADER
@@ -28,6 +30,17 @@ RATE_LIMIT_HEADERS = {
     "X-RateLimit-Reset": {"description": "When the window resets (Unix time, seconds).",
                           "schema": {"type": "number"}},
 }
+
+
+def refund_rate_limit() -> None:
+    """Give back what this request was counted by its limits: it turned out to be the first
+    request answered again (an Idempotency-Key's replay), counted once already. One more
+    Redis call, on replays only; the first one stays the single call of every other."""
+    for counted in limiter.current_limits:
+        try:
+            counted.limiter.storage.incr(counted.key, counted.limit.get_expiry(), amount=-1)
+        except StorageError:  # the store is down: the patient loses one of ten, no more
+            logging.getLogger(__name__).warning("rate limit refund failed", exc_info=True)
 
 
 def rate_limit_headers(response):
