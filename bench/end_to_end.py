@@ -221,6 +221,8 @@ def run(run_id: str, leads: int = LEADS, profile: bool = False) -> dict:
             watch = psycopg.connect(dsn, autocommit=True)
             early_rss = routed = acknowledged = None
             longest_queue = queued_before
+            # Repeats left `received` at intake: the early mark counts the workers' leads.
+            received, _ = _counts(watch)
             while True:
                 now = time.perf_counter() - start
                 if profile and not spies and all(children(w.pid) for w in workers):
@@ -228,7 +230,7 @@ def run(run_id: str, leads: int = LEADS, profile: bool = False) -> dict:
                     spies, outputs = py_spy(running, tag, pool, DRAIN_LIMIT)
                 waiting, unsent = _counts(watch)
                 longest_queue = max(longest_queue, broker.llen("celery"))
-                if early_rss is None and leads - waiting >= EARLY:
+                if early_rss is None and received - waiting >= EARLY:
                     early_rss = sum(rss_kib(w.pid) for w in workers)
                 if routed is None and waiting == 0:
                     routed = now
