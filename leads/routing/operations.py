@@ -204,8 +204,15 @@ def stranded_leads(older_than: timedelta) -> list[int]:
     ))
 
 
-def process_lead(lead_id: int) -> None:
-    """The worker's whole job for a newly accepted lead; safe to run any number of times."""
+def process_lead(lead_id: int) -> bool:
+    """The worker's whole job for a newly accepted lead; safe to run any number of times.
+    True when the lead was waiting to be routed, so that this call may have staged mail."""
+    # A lead no longer waiting (routed by an earlier copy of the task, one the stranded sweep
+    # published again while the first waited in a long queue, or a duplicate) is left at
+    # once: one unlocked read, neither a lock nor a commit.
+    if db.session.scalar(select(Lead.status).where(Lead.id == lead_id)) != LeadStatus.RECEIVED:
+        db.session.rollback()
+        return False
     # The destinations and any earlier referrals in the same statement (selected apart, they
     # were two more round trips); only the lead's row is locked.
     lead = db.session.scalars(
@@ -214,9 +221,10 @@ def process_lead(lead_id: int) -> None:
         .with_for_update(of=Lead)
     ).unique().one_or_none()
     if lead is None:
-        return
+        return False
     route_lead(lead)
     db.session.commit()
+    return True
 
 
 def is_overdue(referral: Referral, now: datetime) -> bool:
