@@ -60,13 +60,21 @@ def intake_lines(i: dict) -> list[str]:
     ]
 
 
+def mix_text(mix: dict) -> str:
+    return ", ".join(f"{name} {count}" for name, count in mix.items())
+
+
 def end_to_end_lines(e: dict) -> list[str]:
+    alerts = e["review_alerts"]
     return [
         f"end-to-end  {e['leads']} leads routed+acknowledged in {e['done_s']:.1f}s (target < 60 s):"
         f" routed {e['routed_s']:.1f}s, acked {e['acknowledged_s']:.1f}s; all {e['messages']} "
         f"mails {e['all_mail_s']:.1f}s, floor {e['floor']:.1f}s, "
         f"ratio={e['all_mail_s'] / e['floor']:.1f}x; Message-IDs twice={e['twice']}, acks "
         f"{e['acknowledged']}/{e['leads']}, twice={e['acknowledged_twice']}",
+        f"outcomes    {mix_text(e['mix'])}; {e['referrals']} referrals; review alerts "
+        f"{alerts['raised']}, {alerts['mailed']} mailed in {alerts['in_mails']}, "
+        f"{alerts['waiting_for_digest']} waiting for their digest",
         f"memory      worker RSS {e['early_rss'] / 1024:.0f} MiB after {end_to_end.EARLY} "
         f"leads, {e['late_rss'] / 1024:.0f} MiB after {e['leads']}: {growth(e):+.1f}% "
         f"(target within 10 %)",
@@ -117,8 +125,8 @@ def profile_lines(profiles: dict) -> list[str]:
                 f"the samples inside Flask.wsgi_app", *stack_lines(p)]
     if "end_to_end" in profiles:
         p = profiles["end_to_end"]
-        out += [f"end to end: {p['leads']} leads, done in {p['done_s']:.1f}s, all mail in "
-                f"{p['all_mail_s']:.1f}s, with the "
+        out += [f"end to end: {p['leads']} leads ({mix_text(p['mix'])}), done in "
+                f"{p['done_s']:.1f}s, all mail in {p['all_mail_s']:.1f}s, with the "
                 f"workers logging each task and py-spy on both pool processes; share of the "
                 f"samples inside a task", "  tasks (count, mean, total):",
                 *(f"    {name:22} {t['count']:6} {t['mean_ms']:7.2f} ms {t['total_s']:7.1f} s"

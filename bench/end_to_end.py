@@ -3,6 +3,11 @@
 it, the floor of handing the same number of messages straight to the sink with smtplib. Also
 the workers' memory after the first 100 leads and after all of them.
 
+The demo catalogue with its clinics' monthly caps raised (through the admin API), and the
+inquiries spread over the treatments and destinations some clinic can take, so that most
+leads route: one in 20 without consent to share (review), one in 20 after the first 200 a
+repeat of an earlier inquiry (duplicate). The run states the mix it got.
+
 `profile` drains a smaller batch with the workers logging each task's time and py-spy
 sampling their pool processes."""
 
@@ -15,6 +20,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 
 import psycopg
 import requests
@@ -45,11 +51,16 @@ LEADS = 5000
 EARLY = 100
 PROFILE_LEADS = 1000
 DRAIN_LIMIT = 600  # seconds before the run gives up waiting
+OPEN_CAP = 100_000  # the largest monthly cap the API takes
+MIX = 20  # of every 20 inquiries, one without consent to share and one a repeat
+NO_CONSENT, REPEAT = 7, 13
+REPEATS_FROM = 200  # a repeat names an inquiry this many before it, long since accepted
 
 
 class Sink:
-    """A real SMTP server that counts what it receives: by Message-ID, and acknowledgements
-    (the only mail sent to the patients' bench.* addresses) by recipient."""
+    """A real SMTP server that counts what it receives by Message-ID, and apart the
+    acknowledgements (the only mail sent to the patients' bench.* addresses; a repeat's
+    patient has two, one per lead, each with its own Message-ID)."""
 
     def __init__(self):
         self.port = free_port()
@@ -63,9 +74,8 @@ class Sink:
                 message = email.message_from_bytes(envelope.original_content)
                 with sink.lock:
                     sink.message_ids[message["Message-ID"]] += 1
-                    for recipient in envelope.rcpt_tos:
-                        if recipient.startswith("bench."):
-                            sink.acknowledgements[recipient] += 1
+                    if any(r.startswith("bench.") for r in envelope.rcpt_tos):
+                        sink.acknowledgements[message["Message-ID"]] += 1
                 return "250 OK"
 
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
@@ -79,22 +89,54 @@ class Sink:
             return len(self.acknowledgements)
 
 
-def post_all(url: str, run_id: str, count: int) -> None:
+def open_catalogue(api: str, token: str) -> list[tuple[str, str]]:
+    """Raise every active clinic's monthly cap through the admin API, so that the caps do not
+    decide the run; answer the (treatment, country) pairs that some clinic may take: active,
+    offering the treatment, with a verified accreditation valid today."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    today, pairs, cursor = date.today().isoformat(), set(), None
+    while True:
+        listed = session.get(f"{api}/api/v1/clinics", timeout=30,
+                             params={"limit": 200, **({"cursor": cursor} if cursor else {})})
+        listed.raise_for_status()
+        for clinic in listed.json()["items"]:
+            if not clinic["active"]:
+                continue
+            session.patch(f"{api}/api/v1/clinics/{clinic['id']}", timeout=30,
+                          json={"monthly_referral_cap": OPEN_CAP}).raise_for_status()
+            if any(a["verified"] and (a["valid_from"] or today) <= today
+                   <= (a["valid_until"] or today) for a in clinic["accreditations"]):
+                pairs.update((offer["slug"], clinic["country"]) for offer in clinic["treatments"])
+        cursor = listed.json()["next_cursor"]
+        if cursor is None:
+            return sorted(pairs)
+
+
+def inquiry(run_id: str, n: int, pairs: list[tuple[str, str]]) -> dict:
+    """The n-th inquiry of the run (see the module's docstring for the mix)."""
+    origin = n - REPEATS_FROM if n % MIX == REPEAT and n >= REPEATS_FROM else n
+    while origin % MIX == REPEAT and origin >= REPEATS_FROM:  # a repeat of a repeat
+        origin -= REPEATS_FROM
+    treatment, country = pairs[origin % len(pairs)]
+    return {
+        "patient": {"first_name": "Ana", "last_name": "Ruiz",
+                    "email": f"bench.{run_id}.{origin}@example.org", "country": "US",
+                    "language": ("es", "de", "en", "fr")[n % 4]},
+        "treatment": treatment,
+        "condition": "Facet joint arthritis L4-L5 confirmed by X-ray, pain for 3 years.",
+        "destinations": [country], "budget": {"amount": 12000, "currency": "USD"},
+        "consent": {"data_processing": True, "share_with_clinics": n % MIX != NO_CONSENT},
+    }
+
+
+def post_all(url: str, run_id: str, count: int, pairs: list[tuple[str, str]]) -> None:
     local = threading.local()
 
     def post(n: int) -> int:
         if not hasattr(local, "session"):
             local.session = requests.Session()
-        body = {
-            "patient": {"first_name": "Ana", "last_name": "Ruiz",
-                        "email": f"bench.{run_id}.{n}@example.org", "country": "US",
-                        "language": ("es", "de", "en", "fr")[n % 4]},
-            "treatment": "stem-cell-spine-arthritis",
-            "condition": "Facet joint arthritis L4-L5 confirmed by X-ray, pain for 3 years.",
-            "destinations": ["MX", "PA"], "budget": {"amount": 12000, "currency": "USD"},
-            "consent": {"data_processing": True, "share_with_clinics": True},
-        }
-        return local.session.post(url, json=body, timeout=30).status_code
+        return local.session.post(url, json=inquiry(run_id, n, pairs), timeout=30).status_code
 
     with ThreadPoolExecutor(8) as pool:
         statuses = Counter(pool.map(post, range(count)))
@@ -140,6 +182,13 @@ def task_times(names: list[str]) -> dict:
             for task, times in sorted(found.items(), key=lambda item: -sum(item[1]))}
 
 
+def mix(statuses: dict) -> dict:
+    """The run's outcomes: routed, sent to review, duplicates, and anything else."""
+    named = ("routed", "needs_review", "duplicate")
+    return {**{name: statuses.get(name, 0) for name in named},
+            "other": sum(n for status, n in statuses.items() if status not in named)}
+
+
 def run(run_id: str, leads: int = LEADS, profile: bool = False) -> dict:
     sink = Sink()
     sink.controller.start()
@@ -149,10 +198,11 @@ def run(run_id: str, leads: int = LEADS, profile: bool = False) -> dict:
                 tempfile.TemporaryDirectory() as scratch, processes() as running:
             env = {**app_env(dsn), "SMTP_PORT": str(sink.port)}
             flask_command(env, "db", "upgrade")
-            flask_command(env, "seed-demo")
+            token = flask_command(env, "seed-demo").rsplit(":", 1)[1].strip()
             api = gunicorn(running, f"{tag}-app", "wsgi:app", env)
+            pairs = open_catalogue(api, token)
             posted = time.perf_counter()
-            post_all(api + "/api/v1/inquiries", run_id, leads)
+            post_all(api + "/api/v1/inquiries", run_id, leads, pairs)
             posting = time.perf_counter() - posted
             queued_before = broker.llen("celery")
 
@@ -171,6 +221,8 @@ def run(run_id: str, leads: int = LEADS, profile: bool = False) -> dict:
             watch = psycopg.connect(dsn, autocommit=True)
             early_rss = routed = acknowledged = None
             longest_queue = queued_before
+            # Repeats left `received` at intake: the early mark counts the workers' leads.
+            received, _ = _counts(watch)
             while True:
                 now = time.perf_counter() - start
                 if profile and not spies and all(children(w.pid) for w in workers):
@@ -178,7 +230,7 @@ def run(run_id: str, leads: int = LEADS, profile: bool = False) -> dict:
                     spies, outputs = py_spy(running, tag, pool, DRAIN_LIMIT)
                 waiting, unsent = _counts(watch)
                 longest_queue = max(longest_queue, broker.llen("celery"))
-                if early_rss is None and leads - waiting >= EARLY:
+                if early_rss is None and received - waiting >= EARLY:
                     early_rss = sum(rss_kib(w.pid) for w in workers)
                 if routed is None and waiting == 0:
                     routed = now
@@ -198,6 +250,9 @@ def run(run_id: str, leads: int = LEADS, profile: bool = False) -> dict:
             stop_spies(spies)
             statuses = dict(watch.execute(
                 "SELECT status, count(*) FROM leads GROUP BY status").fetchall())
+            referrals = watch.execute("SELECT count(*) FROM referrals").fetchone()[0]
+            alerts = watch.execute("SELECT count(*), count(message_id), count(DISTINCT "
+                                   "message_id) FROM review_alerts").fetchone()
             watch.close()
         messages = sink.received()
         figures = {
@@ -210,7 +265,12 @@ def run(run_id: str, leads: int = LEADS, profile: bool = False) -> dict:
             "twice": sum(1 for count in sink.message_ids.values() if count > 1),
             "acknowledged": sink.acknowledged(),
             "acknowledged_twice": sum(1 for c in sink.acknowledgements.values() if c > 1),
-            "lead_statuses": statuses, "queued_before_workers": queued_before,
+            "lead_statuses": statuses, "mix": mix(statuses), "referrals": referrals,
+            # Alerts that came within a person's spell wait for its digest
+            # (REVIEW_ALERT_DIGEST_MINUTES, left at its default): after the run.
+            "review_alerts": {"raised": alerts[0], "mailed": alerts[1], "in_mails": alerts[2],
+                              "waiting_for_digest": alerts[0] - alerts[1]},
+            "catalogue_pairs": len(pairs), "queued_before_workers": queued_before,
             "longest_queue": longest_queue, "cpu_busy_during_drain": cpu_busy,
             "cpu_seconds_during_drain": cpu_seconds,
         }

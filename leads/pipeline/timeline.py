@@ -57,4 +57,4 @@ def change_referral_status(referral: Referral, target: str, actor: str, **data) 
                  **data)
     event = EVENT_ON_REFERRAL_STATUS.get(change.after)
     if event is not None:
-        announce(referral, event)
+        announce([referral], event)

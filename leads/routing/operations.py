@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from leads.catalogue.models import Accreditation, Clinic, ClinicTreatment, CurrencyRate
 from leads.core.clock import utcnow
@@ -36,14 +37,6 @@ def usd_rates() -> dict[str, Decimal]:
     return dict(db.session.execute(select(CurrencyRate.currency, CurrencyRate.usd_per_unit)).all())
 
 
-def _referral_counts(clinic_ids: list[int], since: datetime) -> dict[int, int]:
-    return dict(db.session.execute(
-        select(Referral.clinic_id, func.count())
-        .where(Referral.clinic_id.in_(clinic_ids), Referral.created_at >= since)
-        .group_by(Referral.clinic_id)
-    ).all())
-
-
 def _answer_hours(clinic_ids: list[int]) -> dict[int, list[float]]:
     rows = db.session.execute(
         select(Referral.clinic_id, Referral.created_at, Referral.responded_at)
@@ -62,10 +55,15 @@ def load_candidates(lead: Lead, skip_clinic_ids: set[int],
                     now: datetime) -> list[matching.Candidate]:
     """Clinics that offer the lead's treatment, as the matching engine sees them. Plain
     columns, not ORM objects: building a clinic's object graph cost most of a match."""
+    # Each candidate's referrals this month in the same statement, by the index on
+    # (clinic_id, created_at): a query of its own was one more round trip per lead.
+    this_month = (select(func.count()).where(Referral.clinic_id == Clinic.id,
+                                             Referral.created_at >= month_start(now))
+                  .correlate(Clinic).scalar_subquery())
     query = (
         select(Clinic.id, Clinic.name, Clinic.country, Clinic.active, Clinic.languages,
                Clinic.monthly_referral_cap, ClinicTreatment.price_min, ClinicTreatment.price_max,
-               ClinicTreatment.currency)
+               ClinicTreatment.currency, this_month.label("referrals_this_month"))
         .join(ClinicTreatment, ClinicTreatment.clinic_id == Clinic.id)
         .where(ClinicTreatment.treatment_id == lead.treatment_id, Clinic.active)
         .order_by(Clinic.id)
@@ -78,14 +76,13 @@ def load_candidates(lead: Lead, skip_clinic_ids: set[int],
     if not rows:
         return []
     ids = [row.id for row in rows]
-    counts = _referral_counts(ids, month_start(now))
     hours = _answer_hours(ids)
     accreditations = _accreditations(ids)
     return [
         matching.Candidate(
             clinic_id=row.id, name=row.name, country=row.country, active=row.active,
             languages=tuple(row.languages or ()), monthly_cap=row.monthly_referral_cap,
-            referrals_this_month=counts.get(row.id, 0),
+            referrals_this_month=row.referrals_this_month,
             offer=matching.Offer(row.price_min, row.price_max, row.currency),
             accreditations=tuple(accreditations.get(row.id, ())),
             hours_to_first_answer=tuple(hours.get(row.id, ())),
@@ -151,19 +148,25 @@ def refer(lead: Lead, skip_clinic_ids: set[int], actor: str,
     clinics = {clinic.id: clinic for clinic in db.session.execute(
         select(Clinic.id, Clinic.name, Clinic.email)
         .where(Clinic.id.in_([referral.clinic_id for referral in referrals])))}
-    for referral in referrals:
-        clinic = clinics[referral.clinic_id]
-        record_event(lead, actor, EventKind.REFERRED, referral_id=referral.id, clinic_id=clinic.id,
-                     clinic=clinic.name, score=referral.score)
-        announce(referral, WebhookEvent.REFERRAL_CREATED)
-        queue_email(
-            "referral_notification", f"referral_notification:{referral.id}", clinic.email,
-            "en", lead_id=lead.id,
-            clinic_name=clinic.name, reference=lead.reference,
-            treatment_name=lead.treatment.name, patient_country=lead.country,
-            response_hours=config.referral_response_hours,
-            referral_url=f"{config.public_base_url}/clinic/referrals/{referral.id}",
-        )
+    # Written together when the lead is committed: the events, the webhook messages and the
+    # mail's outbox rows. Each query below would otherwise first flush what the one before
+    # it staged, an INSERT a table each time.
+    with db.session.no_autoflush:
+        for referral in referrals:
+            clinic = clinics[referral.clinic_id]
+            record_event(lead, actor, EventKind.REFERRED, referral_id=referral.id,
+                         clinic_id=clinic.id, clinic=clinic.name, score=referral.score)
+        announce(referrals, WebhookEvent.REFERRAL_CREATED)
+        for referral in referrals:
+            clinic = clinics[referral.clinic_id]
+            queue_email(
+                "referral_notification", f"referral_notification:{referral.id}", clinic.email,
+                "en", lead_id=lead.id,
+                clinic_name=clinic.name, reference=lead.reference,
+                treatment_name=lead.treatment.name, patient_country=lead.country,
+                response_hours=config.referral_response_hours,
+                referral_url=f"{config.public_base_url}/clinic/referrals/{referral.id}",
+            )
     return referrals
 
 
@@ -201,13 +204,27 @@ def stranded_leads(older_than: timedelta) -> list[int]:
     ))
 
 
-def process_lead(lead_id: int) -> None:
-    """The worker's whole job for a newly accepted lead; safe to run any number of times."""
-    lead = db.session.scalar(select(Lead).where(Lead.id == lead_id).with_for_update(of=Lead))
+def process_lead(lead_id: int) -> bool:
+    """The worker's whole job for a newly accepted lead; safe to run any number of times.
+    True when the lead was waiting to be routed, so that this call may have staged mail."""
+    # A lead no longer waiting (routed by an earlier copy of the task, one the stranded sweep
+    # published again while the first waited in a long queue, or a duplicate) is left at
+    # once: one unlocked read, neither a lock nor a commit.
+    if db.session.scalar(select(Lead.status).where(Lead.id == lead_id)) != LeadStatus.RECEIVED:
+        db.session.rollback()
+        return False
+    # The destinations and any earlier referrals in the same statement (selected apart, they
+    # were two more round trips); only the lead's row is locked.
+    lead = db.session.scalars(
+        select(Lead).where(Lead.id == lead_id)
+        .options(joinedload(Lead.destination_rows), joinedload(Lead.referrals))
+        .with_for_update(of=Lead)
+    ).unique().one_or_none()
     if lead is None:
-        return
+        return False
     route_lead(lead)
     db.session.commit()
+    return True
 
 
 def is_overdue(referral: Referral, now: datetime) -> bool:

@@ -18,10 +18,10 @@ STRANDED_AFTER = timedelta(seconds=30)
 @shared_task(name=Job.PROCESS_LEAD, acks_late=True, autoretry_for=(Exception,), **RETRY_POLICY)
 def process_lead(lead_id: int) -> None:
     try:
-        routing.process_lead(lead_id)
-        # Routing queued mail in the outbox: relay it here and now, rather than at the next
-        # beat or through another task.
-        relay_pending()
+        if routing.process_lead(lead_id):
+            # Routing queued mail in the outbox: relay it here and now, rather than at the
+            # next beat or through another task.
+            relay_pending()
     finally:
         db.session.remove()
 

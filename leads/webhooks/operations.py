@@ -120,21 +120,26 @@ def payload(referral: Referral, event: str) -> dict:
                      "status": referral.status, "treatment": referral.lead.treatment.slug}}
 
 
-def announce(referral: Referral, event: str) -> None:
-    """Stage the event for each of the referral's clinic's active endpoints that subscribe to
-    it, in the caller's transaction: a change is committed with its deliveries or not at all."""
-    endpoints = db.session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.clinic_id == referral.clinic_id,
-                                      WebhookEndpoint.disabled_at.is_(None),
-                                      WebhookEndpoint.deleted_at.is_(None))).all()
+def announce(referrals: list[Referral], event: str) -> None:
+    """Stage the event for each active endpoint of each referral's clinic that subscribes to
+    it, in the caller's transaction: a change is committed with its deliveries or not at all.
+    One query for all the referrals: routing announces every referral of a lead at once."""
+    endpoints: dict[int, list[WebhookEndpoint]] = {}
+    for endpoint in db.session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.clinic_id.in_({r.clinic_id for r in referrals}),
+                   WebhookEndpoint.disabled_at.is_(None), WebhookEndpoint.deleted_at.is_(None))
+            .order_by(WebhookEndpoint.id)):
+        endpoints.setdefault(endpoint.clinic_id, []).append(endpoint)
     now = utcnow()
-    for endpoint in endpoints:
-        if event in endpoint.events:
-            db.session.add(WebhookMessage(
-                endpoint_id=endpoint.id, referral_id=referral.id, event=event,
-                webhook_id=f"msg_{secrets.token_urlsafe(18)}", payload=payload(referral, event),
-                status=DeliveryStatus.PENDING, attempts=0, claims=0, next_attempt_at=now,
-                created_at=now))
+    for referral in referrals:
+        for endpoint in endpoints.get(referral.clinic_id, ()):
+            if event in endpoint.events:
+                db.session.add(WebhookMessage(
+                    endpoint_id=endpoint.id, referral_id=referral.id, event=event,
+                    webhook_id=f"msg_{secrets.token_urlsafe(18)}",
+                    payload=payload(referral, event), status=DeliveryStatus.PENDING,
+                    attempts=0, claims=0, next_attempt_at=now, created_at=now))
 
 
 def endpoint_attempts(endpoint_id: int):
