@@ -1,6 +1,7 @@
 """The database: one Flask-SQLAlchemy instance, the base every model shares, and how a
 pooled connection is trusted."""
 
+import functools
 import time
 
 from flask_sqlalchemy import SQLAlchemy
@@ -37,6 +38,20 @@ def dialect_name() -> str:
 def dialect_insert(target: Table | type[Base]) -> Insert:
     """An INSERT into a table (Core) or a model (ORM) that may carry ON CONFLICT."""
     return DIALECT_INSERTS[dialect_name()](target)
+
+
+def insert_unless_taken(table: Table, unique_column: str) -> Insert:
+    """`INSERT ... ON CONFLICT (unique_column) DO NOTHING RETURNING id`: executed with the
+    row's values it answers the new row's id, or None when the value is taken, decided by
+    the unique index in the same statement. Built once per table and dialect."""
+    return _insert_unless_taken(table, unique_column, dialect_name())
+
+
+@functools.cache
+def _insert_unless_taken(table: Table, unique_column: str, dialect: str) -> Insert:
+    return (DIALECT_INSERTS[dialect](table)
+            .on_conflict_do_nothing(index_elements=[table.c[unique_column]])
+            .returning(table.c.id))
 
 
 # A connection used again within this many seconds is taken as it is: under load that is

@@ -2,19 +2,18 @@
 all in the caller's transaction, so that what was accepted is kept. And what the patient
 sees of it afterwards, by the status link (the API and the status page alike)."""
 
-import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Insert, Row, bindparam, insert, select
+from sqlalchemy import Row, bindparam, insert, select
 
 from leads.accounts.credentials import matches
 from leads.catalogue.models import Treatment
 from leads.catalogue.operations import forget_active_treatments
 from leads.core.clock import today, utcnow
-from leads.core.database import DIALECT_INSERTS, db, dialect_name
+from leads.core.database import db, insert_unless_taken
 from leads.core.errors import Invalid, NotFound
 from leads.core.jobs import Job
 from leads.core.settings import settings
@@ -85,18 +84,10 @@ def _treatment_and_original(slug: str, email_key: str | None, now: datetime) -> 
     ).one_or_none()
 
 
-@functools.cache
-def _lead_insert(dialect: str) -> Insert:
-    leads = Lead.__table__
-    return (DIALECT_INSERTS[dialect](leads)
-            .on_conflict_do_nothing(index_elements=[leads.c.reference])
-            .returning(leads.c.id))
-
-
 def _insert_lead(values: dict) -> tuple[int, str]:
     """Insert the lead under a fresh reference, drawing another on the rare collision: no
     look-up before, the unique index answers in the same statement."""
-    statement = _lead_insert(dialect_name())
+    statement = insert_unless_taken(Lead.__table__, "reference")
     while True:
         reference = new_reference()
         lead_id = db.session.scalar(statement, {"reference": reference, **values})

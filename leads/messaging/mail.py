@@ -15,7 +15,6 @@ its own; either way the batch goes on. A relay that cannot be reached at all end
 what is left stays pending for the periodic resend.
 """
 
-import functools
 import hashlib
 import logging
 import os
@@ -32,10 +31,10 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import Insert, or_, select, update
+from sqlalchemy import or_, select, update
 
 from leads.core.clock import utcnow
-from leads.core.database import DIALECT_INSERTS, db, dialect_name
+from leads.core.database import db, insert_unless_taken
 from leads.core.jobs import Job
 from leads.core.text import one_line
 from leads.messaging.models import EmailMessage
@@ -93,15 +92,6 @@ def render(kind: str, language: str, **context) -> tuple[str, str, str]:
     return one_line(text.subject), str(text).lstrip("\n"), html
 
 
-@functools.cache
-def _message_insert(dialect: str) -> Insert:
-    """Built once per dialect: a second message under the same key is no message."""
-    messages = EmailMessage.__table__
-    return (DIALECT_INSERTS[dialect](messages)
-            .on_conflict_do_nothing(index_elements=[messages.c.dedupe_key])
-            .returning(messages.c.id))
-
-
 def queue_email(kind: str, key: str, recipient: str, language: str, *, lead_id: int | None,
                 jobs: Sequence[tuple[str, dict]] = (), **context) -> int:
     """Stage a message under `key` in the caller's transaction; answers its id. A second
@@ -109,7 +99,8 @@ def queue_email(kind: str, key: str, recipient: str, language: str, *, lead_id: 
     database in the same statement. `jobs`, the caller's own (task, payload) pairs, are
     written in one statement with the message's (intake's routing job: one trip less)."""
     subject, text, html = render(kind, language, **context)
-    message_id = db.session.scalar(_message_insert(dialect_name()), {
+    # A second message under the same key is no message.
+    message_id = db.session.scalar(insert_unless_taken(EmailMessage.__table__, "dedupe_key"), {
         "dedupe_key": key, "kind": kind, "lead_id": lead_id, "recipient": recipient,
         "subject": subject, "body_text": text, "body_html": html,
         "status": MessageStatus.PENDING, "attempts": 0, "created_at": utcnow()})
