@@ -10,13 +10,19 @@ set -u
 pytest=$1
 pg_url=$2
 mkdir -p .run
-echo "=== test leg 1/2: SQLite (every test, the browser stories included) ==="
-TEST_REDIS_DB=11 sh -c "$pytest" &
+# Redis dbs of this run's own: another run on the machine flushes only its own.
+owner="make-test-$$-$(date +%s)"
+dbs=$(.venv/bin/python scripts/claim-redis-dbs.py claim 2 "$owner") || exit 1
+trap '.venv/bin/python scripts/claim-redis-dbs.py release "$owner"' EXIT
+sqlite_db=${dbs% *}
+postgres_db=${dbs#* }
+echo "=== test leg 1/2: SQLite (every test, the browser stories included; Redis db $sqlite_db) ==="
+TEST_REDIS_DB=$sqlite_db sh -c "$pytest" &
 sqlite=$!
 postgres=""
 if scripts/ensure-postgres.sh; then
-    echo "=== test leg 2/2: PostgreSQL (a fresh database on 127.0.0.1:5432; all but -m browser) ==="
-    TEST_DATABASE_URL=$pg_url TEST_REDIS_DB=12 sh -c "$pytest -m 'not browser'" \
+    echo "=== test leg 2/2: PostgreSQL (a fresh database on 127.0.0.1:5432; all but -m browser; Redis db $postgres_db) ==="
+    TEST_DATABASE_URL=$pg_url TEST_REDIS_DB=$postgres_db sh -c "$pytest -m 'not browser'" \
         > .run/test-postgres.log 2>&1 &
     postgres=$!
 fi
