@@ -81,6 +81,17 @@ def test_honeypot_answers_the_same_but_marks_spam_without_work(client, demo, db_
     assert client.get(inquiry_path(answer)).get_json()["status"] == "received"
 
 
+def test_a_bot_repeating_a_patients_inquiry_is_spam_and_nobodys_duplicate(client, demo,
+                                                                          db_session):
+    body = inquiry_body()
+    first = post(client, body).get_json()["reference"]
+    repeat = post(client, {**body, "website": "http://buy-pills.example"}).get_json()
+    lead = db_session.scalar(select(Lead).where(Lead.reference == repeat["reference"]))
+    assert (lead.status, lead.duplicate_of_id) == ("spam", None)
+    original = db_session.scalar(select(Lead).where(Lead.reference == first))
+    assert "duplicate_received" not in {event.kind for event in original.timeline}
+
+
 def test_second_inquiry_within_30_days_is_a_duplicate_shown_on_the_first(client, demo, db_session):
     first_body = inquiry_body()
     first = post(client, first_body).get_json()["reference"]

@@ -27,29 +27,38 @@ class TreatmentExists(Conflict):
         super().__init__(f"A treatment with slug {slug!r} exists already.")
 
 
-# Every inquiry's validation asks whether its treatment is offered. A yes is remembered per
-# process for a few seconds (forgotten at once when this process changes a treatment); a no
-# is asked again each time, so a new treatment is known at once. Intake reads the treatment
-# again in the statement that looks for a duplicate (leads/intake/operations.py), so one
-# deactivated meanwhile by another process is still refused.
+# Every inquiry's validation asks whether its treatment is offered, and its acknowledgement
+# names it. A yes is remembered per process for a few seconds, with the name (forgotten at
+# once when this process changes a treatment); a no is asked again each time, so a new
+# treatment is known at once. Intake's INSERT selects from the active treatment itself
+# (leads/intake/operations.py), so one deactivated meanwhile by another process is still
+# refused; a rename made elsewhere reaches the acknowledgements within the few seconds.
 ACTIVE_TREATMENT_TTL = 5.0
-_active_until: dict[str, float] = {}
+_active: dict[str, tuple[float, str]] = {}
+
+
+def active_treatment_name(slug: str, fresh: bool = False) -> str | None:
+    """The name of the active treatment `slug`, None when there is none; `fresh` asks the
+    database whatever is remembered."""
+    now = time.monotonic()
+    until, name = _active.get(slug, (0.0, ""))
+    if until > now and not fresh:
+        return name
+    name = db.session.scalar(
+        select(Treatment.name).where(Treatment.slug == slug, Treatment.active))
+    if name is None:
+        _active.pop(slug, None)
+        return None
+    _active[slug] = (now + ACTIVE_TREATMENT_TTL, name)
+    return name
 
 
 def is_active_treatment(slug: str) -> bool:
-    now = time.monotonic()
-    if _active_until.get(slug, 0.0) > now:
-        return True
-    if db.session.scalar(
-            select(Treatment.id).where(Treatment.slug == slug, Treatment.active)) is None:
-        _active_until.pop(slug, None)
-        return False
-    _active_until[slug] = now + ACTIVE_TREATMENT_TTL
-    return True
+    return active_treatment_name(slug) is not None
 
 
 def forget_active_treatments() -> None:
-    _active_until.clear()
+    _active.clear()
 
 
 def find_treatment(slug: str) -> Treatment | None:

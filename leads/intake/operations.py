@@ -2,18 +2,19 @@
 all in the caller's transaction, so that what was accepted is kept. And what the patient
 sees of it afterwards, by the status link (the API and the status page alike)."""
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import Row, bindparam, insert, select
+from sqlalchemy import Boolean, Insert, Row, Select, bindparam, case, insert, literal, null, select
 
 from leads.accounts.credentials import matches
 from leads.catalogue.models import Treatment
-from leads.catalogue.operations import forget_active_treatments
+from leads.catalogue.operations import active_treatment_name
 from leads.core.clock import today, utcnow
-from leads.core.database import db, insert_unless_taken
+from leads.core.database import DIALECT_INSERTS, db, dialect_name
 from leads.core.errors import Invalid, NotFound
 from leads.core.jobs import Job
 from leads.core.settings import settings
@@ -53,46 +54,70 @@ def hash_status_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-# The statements of the intake path are built once, their values bound at each call: no
-# statement construction or cache-key computation per inquiry.
-_TREATMENT_AND_ORIGINAL = select(
-    Treatment.id, Treatment.name, Treatment.active,
-    select(Lead.id)
-    .where(
-        Lead.email_key == bindparam("email_key"),
-        Lead.treatment_id == Treatment.id,
-        Lead.created_at >= bindparam("since"),
-        Lead.status.not_in(NOT_ORIGINALS),
+# The columns of a lead that intake fills from the form and the clock.
+_LEAD_VALUES = ("first_name", "last_name", "email", "email_key", "phone", "country", "language",
+                "birth_year", "condition", "has_imaging", "budget_amount", "budget_currency",
+                "travel_earliest", "travel_latest", "contact_preference",
+                "consent_data_processing", "consent_share_with_clinics", "consent_marketing",
+                "source", "tags", "status_token_hash", "status_token", "created_at",
+                "updated_at", "reference")
+
+
+def _lead_from_form() -> Select:
+    """The row intake inserts, as a SELECT from the treatment: the treatment's id where it is
+    active (no row at all where it is not), the lead a new inquiry repeats (same person, same
+    treatment, within 30 days; none where `email_key` is NULL) and the status that follows
+    from both. One statement does the treatment's check, the duplicate look-up and the
+    insert; the values are bound at each call, the statement built once."""
+    leads = Lead.__table__
+    original = (
+        select(Lead.id)
+        .where(
+            Lead.email_key == bindparam("email_key"),
+            Lead.treatment_id == Treatment.id,
+            Lead.created_at >= bindparam("since"),
+            Lead.status.not_in(NOT_ORIGINALS),
+        )
+        .order_by(Lead.created_at)
+        .limit(1)
+        .correlate(Treatment)
+        .scalar_subquery()
     )
-    .order_by(Lead.created_at)
-    .limit(1)
-    .correlate(Treatment)
-    .scalar_subquery()
-    .label("original_id"),
-).where(Treatment.slug == bindparam("slug"))
+    spam = bindparam("spam", type_=Boolean)
+    status = case((spam, literal(LeadStatus.SPAM)),
+                  (original.is_(None), literal(LeadStatus.RECEIVED)),
+                  else_=literal(LeadStatus.DUPLICATE))
+    return select(
+        *(bindparam(name, type_=leads.c[name].type) for name in _LEAD_VALUES),
+        Treatment.id, case((spam, null()), else_=original), status,
+    ).where(Treatment.slug == bindparam("slug"), Treatment.active)
+
+
+@functools.cache
+def _lead_insert(dialect: str) -> Insert:
+    leads = Lead.__table__
+    return (DIALECT_INSERTS[dialect](leads)
+            .from_select([*_LEAD_VALUES, "treatment_id", "duplicate_of_id", "status"],
+                         _lead_from_form())
+            .on_conflict_do_nothing(index_elements=[leads.c.reference])
+            .returning(leads.c.id, leads.c.status, leads.c.duplicate_of_id))
+
+
 _DESTINATIONS_INSERT = insert(LeadDestination.__table__)
 _EVENTS_INSERT = insert(TimelineEvent.__table__)
 
 
-def _treatment_and_original(slug: str, email_key: str | None, now: datetime) -> Row | None:
-    """The treatment (id, name, active) and, unless `email_key` is None, the id of the lead
-    a new inquiry from that address repeats: same person, same treatment, within 30 days.
-    One statement, read afresh for every inquiry."""
-    return db.session.execute(
-        _TREATMENT_AND_ORIGINAL,
-        {"slug": slug, "email_key": email_key, "since": now - DUPLICATE_WINDOW},
-    ).one_or_none()
-
-
-def _insert_lead(values: dict) -> tuple[int, str]:
-    """Insert the lead under a fresh reference, drawing another on the rare collision: no
-    look-up before, the unique index answers in the same statement."""
-    statement = insert_unless_taken(Lead.__table__, "reference")
+def _insert_lead(values: dict) -> Row:
+    """Insert the lead under a fresh reference: (id, status, duplicate_of_id, reference). No
+    row back is a taken reference (drawn again) or a treatment no longer active (refused)."""
+    statement = _lead_insert(dialect_name())
     while True:
         reference = new_reference()
-        lead_id = db.session.scalar(statement, {"reference": reference, **values})
-        if lead_id is not None:
-            return lead_id, reference
+        inserted = db.session.execute(statement, {**values, "reference": reference}).one_or_none()
+        if inserted is not None:
+            return inserted, reference
+        if active_treatment_name(values["slug"], fresh=True) is None:
+            raise Invalid("treatment", f"Unknown or inactive treatment {values['slug']!r}.")
 
 
 @dataclass(frozen=True)
@@ -112,25 +137,19 @@ def accept_inquiry(form: dict) -> AcceptedInquiry:
     budget = form.get("budget") or {}
     window = form.get("travel_window") or {}
     consent = form["consent"]
-    email_key = email_lookup_key(patient["email"])
     spam = bool(form.get("website"))
-    # A spam lead is never a duplicate: no e-mail key matches NULL.
-    treatment = _treatment_and_original(form["treatment"], None if spam else email_key, now)
-    if treatment is None or not treatment.active:
-        forget_active_treatments()  # validation passed it on a remembered yes
+    treatment_name = active_treatment_name(form["treatment"])
+    if treatment_name is None:
         raise Invalid("treatment", f"Unknown or inactive treatment {form['treatment']!r}.")
-
-    # The honeypot filled in means a bot: answered as usual, nothing more is done.
-    status = (LeadStatus.SPAM if spam else
-              LeadStatus.DUPLICATE if treatment.original_id is not None else LeadStatus.RECEIVED)
     token = secrets.token_urlsafe(24)
-    lead_id, reference = _insert_lead({
-        "status": status,
-        "treatment_id": treatment.id,
+    inserted, reference = _insert_lead({
+        "slug": form["treatment"],
+        "spam": spam,  # a spam lead is never anyone's duplicate
+        "email_key": email_lookup_key(patient["email"]),
+        "since": now - DUPLICATE_WINDOW,
         "first_name": patient["first_name"],
         "last_name": patient["last_name"],
         "email": patient["email"],
-        "email_key": email_key,
         "phone": patient.get("phone") or None,
         "country": patient["country"],
         "language": patient.get("language"),
@@ -147,13 +166,13 @@ def accept_inquiry(form: dict) -> AcceptedInquiry:
         "consent_marketing": consent["marketing"],
         "source": {k: v for k, v in (form.get("source") or {}).items() if v is not None},
         "tags": [],
-        "duplicate_of_id": None if spam else treatment.original_id,
         "status_token_hash": hash_status_token(token),
         # Kept, encrypted, for the links in later mail (a quote); the hash finds the lead.
         "status_token": token,
         "created_at": now,
         "updated_at": now,
     })
+    lead_id, status, original_id = inserted
     if destinations := form.get("destinations"):
         db.session.execute(_DESTINATIONS_INSERT,
                            [{"lead_id": lead_id, "country": country, "position": position}
@@ -165,14 +184,14 @@ def accept_inquiry(form: dict) -> AcceptedInquiry:
         reason = "honeypot field filled in"
         if not spam:
             original_reference = db.session.scalar(
-                select(Lead.reference).where(Lead.id == treatment.original_id))
+                select(Lead.reference).where(Lead.id == original_id))
             reason = f"repeats {original_reference}"
         change = transition(LEAD_TRANSITIONS, LeadStatus.RECEIVED, status)
         events.append({"lead_id": lead_id, "at": now, "actor": SYSTEM,
                        "kind": EventKind.STATUS_CHANGED,
                        "data": status_change_data(change, reason)})
         if not spam:
-            events.append({"lead_id": treatment.original_id, "at": now, "actor": SYSTEM,
+            events.append({"lead_id": original_id, "at": now, "actor": SYSTEM,
                            "kind": EventKind.DUPLICATE_RECEIVED,
                            "data": {"lead_id": lead_id, "reference": reference}})
     db.session.execute(_EVENTS_INSERT, events)
@@ -184,7 +203,7 @@ def accept_inquiry(form: dict) -> AcceptedInquiry:
             template_language(patient.get("language")), lead_id=lead_id,
             jobs=[(Job.PROCESS_LEAD, {"lead_id": lead_id})],
             first_name=patient["first_name"], reference=reference,
-            treatment_name=treatment.name, status_url=link,
+            treatment_name=treatment_name, status_url=link,
         )
     return AcceptedInquiry(lead_id=lead_id, reference=reference, status_url=link)
 
