@@ -83,13 +83,13 @@ def _lead_from_form() -> Select:
         .correlate(Treatment)
         .scalar_subquery()
     )
-    spam = bindparam("spam", type_=Boolean)
-    status = case((spam, literal(LeadStatus.SPAM)),
+    honeypot = bindparam("honeypot", type_=Boolean)
+    status = case((honeypot, literal(LeadStatus.SPAM)),
                   (original.is_(None), literal(LeadStatus.RECEIVED)),
                   else_=literal(LeadStatus.DUPLICATE))
     return select(
         *(bindparam(name, type_=leads.c[name].type) for name in _LEAD_VALUES),
-        Treatment.id, case((spam, null()), else_=original), status,
+        Treatment.id, case((honeypot, null()), else_=original), status,
     ).where(Treatment.slug == bindparam("slug"), Treatment.active)
 
 
@@ -144,7 +144,7 @@ def accept_inquiry(form: dict) -> AcceptedInquiry:
     token = secrets.token_urlsafe(24)
     inserted, reference = _insert_lead({
         "slug": form["treatment"],
-        "spam": spam,  # a spam lead is never anyone's duplicate
+        "honeypot": spam,  # a spam lead is never anyone's duplicate
         "email_key": email_lookup_key(patient["email"]),
         "since": now - DUPLICATE_WINDOW,
         "first_name": patient["first_name"],
