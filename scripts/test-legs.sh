@@ -14,6 +14,9 @@ mkdir -p .run
 owner="make-test-$$-$(date +%s)"
 dbs=$(.venv/bin/python scripts/claim-redis-dbs.py claim 2 "$owner") || exit 1
 trap '.venv/bin/python scripts/claim-redis-dbs.py release "$owner"' EXIT
+# A run stopped by a signal gives its dbs back too (the EXIT trap runs on these exits).
+trap 'exit 130' INT
+trap 'exit 143' TERM
 sqlite_db=${dbs% *}
 postgres_db=${dbs#* }
 echo "=== test leg 1/2: SQLite (every test, the browser stories included; Redis db $sqlite_db) ==="
