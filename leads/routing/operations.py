@@ -204,15 +204,14 @@ def stranded_leads(older_than: timedelta) -> list[int]:
     ))
 
 
-def process_lead(lead_id: int) -> bool:
-    """The worker's whole job for a newly accepted lead; safe to run any number of times.
-    True when the lead was waiting to be routed, so that this call may have staged mail."""
-    # A lead no longer waiting (routed by an earlier copy of the task, one the stranded sweep
-    # published again while the first waited in a long queue, or a duplicate) is left at
-    # once: one unlocked read, neither a lock nor a commit.
+def process_lead(lead_id: int) -> None:
+    """The worker's whole job for a newly accepted lead; safe to run any number of times."""
+    # A lead no longer waiting (routed by an earlier copy of the task, given back by the
+    # broker or published again by the stranded sweep, or a duplicate) is left at once: one
+    # unlocked read, neither a lock nor a commit.
     if db.session.scalar(select(Lead.status).where(Lead.id == lead_id)) != LeadStatus.RECEIVED:
         db.session.rollback()
-        return False
+        return
     # The destinations and any earlier referrals in the same statement (selected apart, they
     # were two more round trips); only the lead's row is locked.
     lead = db.session.scalars(
@@ -221,10 +220,9 @@ def process_lead(lead_id: int) -> bool:
         .with_for_update(of=Lead)
     ).unique().one_or_none()
     if lead is None:
-        return False
+        return
     route_lead(lead)
     db.session.commit()
-    return True
 
 
 def is_overdue(referral: Referral, now: datetime) -> bool:
