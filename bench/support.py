@@ -53,7 +53,7 @@ class Processes:
         OUT.mkdir(parents=True, exist_ok=True)
 
     def start(self, name: str, argv: list[str], env: dict) -> subprocess.Popen:
-        log = open(OUT / f"{name}.log", "ab")  # noqa: SIM115  (the child holds it)
+        log = open(OUT / f"{name}.log", "wb")  # noqa: SIM115  (the child holds it; this run's only)
         process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
