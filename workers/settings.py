@@ -36,7 +36,9 @@ def celery_settings(flask_config) -> dict:
         # every task is idempotent, so running one twice is safe and losing one is not.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
+        # Tasks take milliseconds: each pool process has the next few at hand rather than
+        # asking the broker after each one (a dead worker's few come back by the sweeps).
+        "worker_prefetch_multiplier": 4,
         "task_time_limit": 120,
         "task_soft_time_limit": 90,
         # Redis redelivers an unacknowledged task after this long; it must outlast the time

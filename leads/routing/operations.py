@@ -205,21 +205,20 @@ def stranded_leads(older_than: timedelta) -> list[int]:
 
 
 def process_lead(lead_id: int) -> None:
-    """The worker's whole job for a newly accepted lead; safe to run any number of times."""
-    # A lead no longer waiting (routed by an earlier copy of the task, given back by the
-    # broker or published again by the stranded sweep, or a duplicate) is left at once: one
-    # unlocked read, neither a lock nor a commit.
-    if db.session.scalar(select(Lead.status).where(Lead.id == lead_id)) != LeadStatus.RECEIVED:
-        db.session.rollback()
-        return
+    """The worker's whole job for a newly accepted lead; safe to run any number of times:
+    a lead no longer waiting (routed by an earlier copy of the task, or a duplicate) is left
+    as it is."""
     # The destinations and any earlier referrals in the same statement (selected apart, they
-    # were two more round trips); only the lead's row is locked.
+    # were two more round trips); only the lead's row is locked. No unlocked look first:
+    # copies are rare now that the stranded sweep waits out a backlog, and the look was a
+    # transaction of its own (BEGIN, SELECT, ROLLBACK) for every lead.
     lead = db.session.scalars(
         select(Lead).where(Lead.id == lead_id)
         .options(joinedload(Lead.destination_rows), joinedload(Lead.referrals))
         .with_for_update(of=Lead)
     ).unique().one_or_none()
     if lead is None:
+        db.session.rollback()
         return
     route_lead(lead)
     db.session.commit()
