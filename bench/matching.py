@@ -91,7 +91,7 @@ def run(profile: str = "auto") -> dict:
         from leads.core.database import db
         from leads.pipeline.models import Lead
         from leads.routing.matching import best_matches
-        from leads.routing.operations import lead_profile, load_candidates, usd_rates
+        from leads.routing.operations import lead_profile, load_candidates
         from leads.web.app import create_app
 
         app = create_app()
@@ -113,8 +113,8 @@ def run(profile: str = "auto") -> dict:
             for lead in leads:
                 start = time.perf_counter()
                 now = utcnow()
-                matches = best_matches(load_candidates(lead, set(), now), lead_profile(lead),
-                                       now.date(), usd_rates(), 3)
+                candidates, usd_per_unit = load_candidates(lead, set(), now)
+                matches = best_matches(candidates, lead_profile(lead), now.date(), usd_per_unit, 3)
                 timings.append((time.perf_counter() - start) * 1000)
                 chosen += len(matches)
                 db.session.expunge_all()
@@ -127,8 +127,8 @@ def run(profile: str = "auto") -> dict:
                 with profiler:
                     for lead in leads:
                         now = utcnow()
-                        best_matches(load_candidates(lead, set(), now), lead_profile(lead),
-                                     now.date(), usd_rates(), 3)
+                        candidates, usd_per_unit = load_candidates(lead, set(), now)
+                        best_matches(candidates, lead_profile(lead), now.date(), usd_per_unit, 3)
                         db.session.expunge_all()
                 (OUT / "matching-profile.txt").write_text(
                     profiler.output_text(unicode=False, color=False))

@@ -59,6 +59,9 @@ class Candidate:
     offer: Offer | None
     accreditations: tuple[Accreditation, ...]
     hours_to_first_answer: tuple[float, ...] = ()
+    # Not for matching: how routing tells the clinic it was chosen.
+    email: str | None = None
+    webhooks: bool = False
 
 
 @dataclass(frozen=True)

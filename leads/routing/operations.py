@@ -4,7 +4,7 @@ chooses, and tell everyone who must know. Called by the worker and by the rerout
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, null, select
 from sqlalchemy.orm import joinedload
 
 from leads.catalogue.models import Accreditation, Clinic, ClinicTreatment, CurrencyRate
@@ -24,6 +24,7 @@ from leads.pipeline.states import (
 from leads.pipeline.timeline import SYSTEM, change_lead_status, change_referral_status, record_event
 from leads.routing import matching
 from leads.webhooks.events import WebhookEvent
+from leads.webhooks.models import WebhookEndpoint
 from leads.webhooks.operations import announce
 
 ANSWER_HISTORY = 50  # how many recent answers make a clinic's responsiveness
@@ -31,10 +32,6 @@ ANSWER_HISTORY = 50  # how many recent answers make a clinic's responsiveness
 
 def month_start(now: datetime) -> datetime:
     return datetime(now.year, now.month, 1, tzinfo=UTC)
-
-
-def usd_rates() -> dict[str, Decimal]:
-    return dict(db.session.execute(select(CurrencyRate.currency, CurrencyRate.usd_per_unit)).all())
 
 
 def _answer_hours(clinic_ids: list[int]) -> dict[int, list[float]]:
@@ -52,19 +49,31 @@ def _answer_hours(clinic_ids: list[int]) -> dict[int, list[float]]:
 
 
 def load_candidates(lead: Lead, skip_clinic_ids: set[int],
-                    now: datetime) -> list[matching.Candidate]:
-    """Clinics that offer the lead's treatment, as the matching engine sees them. Plain
-    columns, not ORM objects: building a clinic's object graph cost most of a match."""
-    # Each candidate's referrals this month in the same statement, by the index on
-    # (clinic_id, created_at): a query of its own was one more round trip per lead.
+                    now: datetime) -> tuple[list[matching.Candidate], dict[str, Decimal]]:
+    """Clinics that offer the lead's treatment, as the matching engine sees them, and the
+    USD rates of their prices' currencies and of the lead's budget. Plain columns, not ORM
+    objects: building a clinic's object graph cost most of a match."""
+    # In the same statement, each a round trip of its own before: each candidate's referrals
+    # this month (by the index on (clinic_id, created_at)), the rates, whether the clinic
+    # has a webhook to tell and its address to mail.
     this_month = (select(func.count()).where(Referral.clinic_id == Clinic.id,
                                              Referral.created_at >= month_start(now))
                   .correlate(Clinic).scalar_subquery())
+    has_webhooks = exists().where(WebhookEndpoint.clinic_id == Clinic.id,
+                                  WebhookEndpoint.disabled_at.is_(None),
+                                  WebhookEndpoint.deleted_at.is_(None)).correlate(Clinic)
+    budget_rate = (select(CurrencyRate.usd_per_unit)
+                   .where(CurrencyRate.currency == lead.budget_currency).scalar_subquery()
+                   if lead.budget_currency else null())
     query = (
-        select(Clinic.id, Clinic.name, Clinic.country, Clinic.active, Clinic.languages,
-               Clinic.monthly_referral_cap, ClinicTreatment.price_min, ClinicTreatment.price_max,
-               ClinicTreatment.currency, this_month.label("referrals_this_month"))
+        select(Clinic.id, Clinic.name, Clinic.email, Clinic.country, Clinic.active,
+               Clinic.languages, Clinic.monthly_referral_cap, ClinicTreatment.price_min,
+               ClinicTreatment.price_max, ClinicTreatment.currency,
+               this_month.label("referrals_this_month"),
+               CurrencyRate.usd_per_unit.label("price_rate"), budget_rate.label("budget_rate"),
+               has_webhooks.label("webhooks"))
         .join(ClinicTreatment, ClinicTreatment.clinic_id == Clinic.id)
+        .outerjoin(CurrencyRate, CurrencyRate.currency == ClinicTreatment.currency)
         .where(ClinicTreatment.treatment_id == lead.treatment_id, Clinic.active)
         .order_by(Clinic.id)
     )
@@ -74,7 +83,10 @@ def load_candidates(lead: Lead, skip_clinic_ids: set[int],
         query = query.where(Clinic.id.not_in(skip_clinic_ids))
     rows = db.session.execute(query).all()
     if not rows:
-        return []
+        return [], {}
+    rates = {row.currency: row.price_rate for row in rows if row.price_rate is not None}
+    if rows[0].budget_rate is not None:
+        rates[lead.budget_currency] = rows[0].budget_rate
     ids = [row.id for row in rows]
     hours = _answer_hours(ids)
     accreditations = _accreditations(ids)
@@ -86,9 +98,10 @@ def load_candidates(lead: Lead, skip_clinic_ids: set[int],
             offer=matching.Offer(row.price_min, row.price_max, row.currency),
             accreditations=tuple(accreditations.get(row.id, ())),
             hours_to_first_answer=tuple(hours.get(row.id, ())),
+            email=row.email, webhooks=bool(row.webhooks),
         )
         for row in rows
-    ]
+    ], rates
 
 
 def _accreditations(clinic_ids: list[int]) -> dict[int, list[matching.Accreditation]]:
@@ -116,7 +129,8 @@ def eligible_clinics(lead: Lead, skip_clinic_ids: set[int]) -> list[matching.Can
     skipped ones aside, by id."""
     now = utcnow()
     profile = lead_profile(lead)
-    return [candidate for candidate in load_candidates(lead, skip_clinic_ids, now)
+    candidates, _ = load_candidates(lead, skip_clinic_ids, now)
+    return [candidate for candidate in candidates
             if not matching.exclusions(candidate, profile, now.date())]
 
 
@@ -130,10 +144,9 @@ def refer(lead: Lead, skip_clinic_ids: set[int], actor: str,
     room = config.max_clinics_per_lead - still_open
     if room <= 0:
         return []
-    matches = matching.best_matches(
-        load_candidates(lead, skip_clinic_ids, now), lead_profile(lead), now.date(),
-        usd_rates(), room,
-    )
+    candidates, usd_per_unit = load_candidates(lead, skip_clinic_ids, now)
+    matches = matching.best_matches(candidates, lead_profile(lead), now.date(), usd_per_unit,
+                                    room)
     if not matches:
         return []
     expires = now + timedelta(hours=config.referral_response_hours)
@@ -145,9 +158,7 @@ def refer(lead: Lead, skip_clinic_ids: set[int], actor: str,
         db.session.add(referral)
         referrals.append(referral)
     db.session.flush()
-    clinics = {clinic.id: clinic for clinic in db.session.execute(
-        select(Clinic.id, Clinic.name, Clinic.email)
-        .where(Clinic.id.in_([referral.clinic_id for referral in referrals])))}
+    clinics = {candidate.clinic_id: candidate for candidate in candidates}
     # Written together when the lead is committed: the events, the webhook messages and the
     # mail's outbox rows. Each query below would otherwise first flush what the one before
     # it staged, an INSERT a table each time.
@@ -155,8 +166,9 @@ def refer(lead: Lead, skip_clinic_ids: set[int], actor: str,
         for referral in referrals:
             clinic = clinics[referral.clinic_id]
             record_event(lead, actor, EventKind.REFERRED, referral_id=referral.id,
-                         clinic_id=clinic.id, clinic=clinic.name, score=referral.score)
-        announce(referrals, WebhookEvent.REFERRAL_CREATED)
+                         clinic_id=clinic.clinic_id, clinic=clinic.name, score=referral.score)
+        announce([referral for referral in referrals if clinics[referral.clinic_id].webhooks],
+                 WebhookEvent.REFERRAL_CREATED)
         for referral in referrals:
             clinic = clinics[referral.clinic_id]
             queue_email(

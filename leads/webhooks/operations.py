@@ -124,6 +124,8 @@ def announce(referrals: list[Referral], event: str) -> None:
     """Stage the event for each active endpoint of each referral's clinic that subscribes to
     it, in the caller's transaction: a change is committed with its deliveries or not at all.
     One query for all the referrals: routing announces every referral of a lead at once."""
+    if not referrals:
+        return
     endpoints: dict[int, list[WebhookEndpoint]] = {}
     for endpoint in db.session.scalars(
             select(WebhookEndpoint)
