@@ -61,6 +61,8 @@ templates = Environment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    # The templates ship with the code: no file's time looked up at every render.
+    auto_reload=False,
 )
 
 
