@@ -1,16 +1,18 @@
 """Routing a stored lead: referrals, needs_review and the messages each one queues."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 from sqlalchemy import select
 
-from leads.catalogue.models import Clinic
+from leads.catalogue.models import Clinic, CurrencyRate, Treatment
 from leads.core.clock import utcnow
 from leads.core.jobs import Job
 from leads.messaging import mail, outbox
 from leads.messaging.models import EmailMessage, OutboxMessage
 from leads.pipeline.models import Lead, Referral
 from leads.routing import operations as routing
+from leads.webhooks.models import WebhookEndpoint
 from tests.helpers import inquiry_body
 from tests.helpers import routed_lead as route
 from tests.helpers import submit_reference as submit
@@ -143,3 +145,39 @@ def test_relay_publishes_a_bursts_mail_in_batches_and_every_row_once(
     rows = db_session.scalars(select(OutboxMessage)).all()
     assert relayed == len(rows) == 8 + 32
     assert all(row.dispatched_at is not None and row.attempts == 1 for row in rows)
+
+
+def test_candidates_bring_their_address_webhooks_and_the_rates_matching_needs(
+        app, db_session, catalogue):
+    """The one query routing asks of the catalogue: each clinic's address, whether it has a
+    webhook endpoint to tell (not a disabled or deleted one), and the USD rates of the
+    prices' currency and the budget's, and of no other."""
+    fit = sorted(catalogue["eligible"])
+    now = utcnow()
+    db_session.add_all([
+        CurrencyRate(currency="EUR", usd_per_unit=Decimal("1.1")),
+        CurrencyRate(currency="GBP", usd_per_unit=Decimal("1.3")),
+        WebhookEndpoint(clinic_id=fit[0], url="https://fit0.example/hooks",
+                        events=["referral.created"], secret="s0"),
+        WebhookEndpoint(clinic_id=fit[1], url="https://fit1.example/hooks",
+                        events=["referral.created"], secret="s1", disabled_at=now),
+        WebhookEndpoint(clinic_id=fit[2], url="https://fit2.example/hooks",
+                        events=["referral.created"], secret="s2", deleted_at=now),
+    ])
+    db_session.commit()
+    treatment = db_session.scalar(select(Treatment).where(
+        Treatment.slug == "stem-cell-spine-arthritis"))
+    lead = Lead(treatment_id=treatment.id, budget_amount=Decimal(9000), budget_currency="EUR")
+    lead.destinations = ["MX"]
+    with app.app_context():
+        candidates, usd_per_unit = routing.load_candidates(lead, set(), now)
+    found = {candidate.clinic_id: candidate for candidate in candidates}
+    assert set(fit) <= set(found)
+    for clinic_id in fit:
+        assert found[clinic_id].email == db_session.get(Clinic, clinic_id).email
+    assert [clinic_id for clinic_id in fit if found[clinic_id].webhooks] == [fit[0]]
+    assert usd_per_unit == {"USD": Decimal(1), "EUR": Decimal("1.1")}
+
+    lead.budget_currency = None
+    with app.app_context():
+        assert routing.load_candidates(lead, set(), now)[1] == {"USD": Decimal(1)}
