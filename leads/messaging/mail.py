@@ -225,9 +225,9 @@ def _record_failure(message, failure: Undelivered) -> None:
 
 
 class _HeaderClasses(HeaderRegistry):
-    """The email package's registry of header classes, each made once per header name: the
-    standard one builds a new class for every header of every message (CPython 3.11): 1.2-1.4
-    of a message's ms to build and write, 0.8 without."""
+    """The email package's registry of header classes, each class made once per header name.
+    The standard registry builds a new class for every header of every message (CPython
+    3.11): a message took 1.2-1.4 ms to build and write with it, 0.8 ms without."""
 
     @functools.cache  # noqa: B019  (one registry for the process, kept as long)
     def __getitem__(self, name: str) -> type:
