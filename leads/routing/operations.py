@@ -4,7 +4,7 @@ chooses, and tell everyone who must know. Called by the worker and by the rerout
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import exists, func, null, select
+from sqlalchemy import func, null, select
 from sqlalchemy.orm import joinedload
 
 from leads.catalogue.models import Accreditation, Clinic, ClinicTreatment, CurrencyRate
@@ -24,8 +24,7 @@ from leads.pipeline.states import (
 from leads.pipeline.timeline import SYSTEM, change_lead_status, change_referral_status, record_event
 from leads.routing import matching
 from leads.webhooks.events import WebhookEvent
-from leads.webhooks.models import WebhookEndpoint
-from leads.webhooks.operations import announce
+from leads.webhooks.operations import announce, has_live_endpoint
 
 ANSWER_HISTORY = 50  # how many recent answers make a clinic's responsiveness
 
@@ -59,9 +58,7 @@ def load_candidates(lead: Lead, skip_clinic_ids: set[int],
     this_month = (select(func.count()).where(Referral.clinic_id == Clinic.id,
                                              Referral.created_at >= month_start(now))
                   .correlate(Clinic).scalar_subquery())
-    has_webhooks = exists().where(WebhookEndpoint.clinic_id == Clinic.id,
-                                  WebhookEndpoint.disabled_at.is_(None),
-                                  WebhookEndpoint.deleted_at.is_(None)).correlate(Clinic)
+    has_webhooks = has_live_endpoint(Clinic.id).correlate(Clinic)
     budget_rate = (select(CurrencyRate.usd_per_unit)
                    .where(CurrencyRate.currency == lead.budget_currency).scalar_subquery()
                    if lead.budget_currency else null())

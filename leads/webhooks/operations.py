@@ -6,7 +6,7 @@ import os
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Exists, and_, exists, func, select
 
 from leads.core.clock import utcnow
 from leads.core.database import db
@@ -25,6 +25,8 @@ RECENT_FAILURES = 10
 # Every referral change stages a message per endpoint in the pipeline's own transaction: a
 # clinic's endpoints are bounded so that it cannot make those transactions heavy.
 MAX_ENDPOINTS_PER_CLINIC = 10
+# The endpoints events are sent to: neither disabled (after failing) nor deleted.
+LIVE_ENDPOINT = and_(WebhookEndpoint.disabled_at.is_(None), WebhookEndpoint.deleted_at.is_(None))
 
 
 class TooManyEndpoints(Conflict):
@@ -120,6 +122,12 @@ def payload(referral: Referral, event: str) -> dict:
                      "status": referral.status, "treatment": referral.lead.treatment.slug}}
 
 
+def has_live_endpoint(clinic_id) -> Exists:
+    """Whether the clinic (an id, or a clinic id column to correlate) has an endpoint events
+    are sent to; routing selects it with its candidates, to skip `announce` when none has."""
+    return exists().where(WebhookEndpoint.clinic_id == clinic_id, LIVE_ENDPOINT)
+
+
 def announce(referrals: list[Referral], event: str) -> None:
     """Stage the event for each active endpoint of each referral's clinic that subscribes to
     it, in the caller's transaction: a change is committed with its deliveries or not at all.
@@ -130,7 +138,7 @@ def announce(referrals: list[Referral], event: str) -> None:
     for endpoint in db.session.scalars(
             select(WebhookEndpoint)
             .where(WebhookEndpoint.clinic_id.in_({r.clinic_id for r in referrals}),
-                   WebhookEndpoint.disabled_at.is_(None), WebhookEndpoint.deleted_at.is_(None))
+                   LIVE_ENDPOINT)
             .order_by(WebhookEndpoint.id)):
         endpoints.setdefault(endpoint.clinic_id, []).append(endpoint)
     now = utcnow()
