@@ -97,18 +97,29 @@ def render(kind: str, language: str, **context) -> tuple[str, str, str]:
     return one_line(text.subject), str(text).lstrip("\n"), html
 
 
+def message_row(kind: str, recipient: str, language: str, **context) -> dict:
+    """A pending message's columns but its key and lead: rendered, not yet staged."""
+    subject, text, html = render(kind, language, **context)
+    return {"kind": kind, "recipient": recipient, "subject": subject, "body_text": text,
+            "body_html": html, "status": MessageStatus.PENDING, "attempts": 0,
+            "created_at": utcnow()}
+
+
 def queue_email(kind: str, key: str, recipient: str, language: str, *, lead_id: int | None,
                 jobs: Sequence[tuple[str, dict]] = (), **context) -> int:
     """Stage a message under `key` in the caller's transaction; answers its id. A second
-    call with the same key stages nothing and answers the first one's id, decided by the
-    database in the same statement. `jobs`, the caller's own (task, payload) pairs, are
-    written in one statement with the message's (intake's routing job: one trip less)."""
-    subject, text, html = render(kind, language, **context)
+    call with the same key stages nothing and answers the first one's id."""
+    return stage_message(key, lead_id, message_row(kind, recipient, language, **context), jobs)
+
+
+def stage_message(key: str, lead_id: int | None, row: dict,
+                  jobs: Sequence[tuple[str, dict]] = ()) -> int:
+    """Stage a rendered message (`message_row`) under `key`, decided by the database in the
+    same statement; `jobs`, the caller's own (task, payload) pairs, are written in one
+    statement with the message's (intake's routing job: one trip less)."""
     # A second message under the same key is no message.
-    message_id = db.session.scalar(insert_unless_taken(EmailMessage.__table__, "dedupe_key"), {
-        "dedupe_key": key, "kind": kind, "lead_id": lead_id, "recipient": recipient,
-        "subject": subject, "body_text": text, "body_html": html,
-        "status": MessageStatus.PENDING, "attempts": 0, "created_at": utcnow()})
+    message_id = db.session.scalar(insert_unless_taken(EmailMessage.__table__, "dedupe_key"),
+                                   {"dedupe_key": key, "lead_id": lead_id, **row})
     if message_id is None:
         enqueue_all(jobs)
         return db.session.scalar(select(EmailMessage.id).where(EmailMessage.dedupe_key == key))
