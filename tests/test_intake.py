@@ -243,3 +243,17 @@ def test_every_event_is_timestamped_in_utc(client, demo, db_session):
     post(client, inquiry_body())
     event = db_session.scalars(select(TimelineEvent)).one()
     assert event.at.utcoffset().total_seconds() == 0
+
+
+def test_intakes_one_statement_stays_one_psycopg_keeps_parsed(app):
+    """psycopg keeps a query's parsed placeholders only for queries of at most
+    MAX_CACHED_STATEMENT_LENGTH bytes and MAX_CACHED_STATEMENT_PARAMS parameters; intake's
+    statement, run for every inquiry, parsed afresh each time cost a tenth of the request."""
+    from psycopg import _queries
+    from sqlalchemy.dialects import postgresql
+
+    from leads.intake.operations import _inquiry_insert
+
+    compiled = _inquiry_insert().compile(dialect=postgresql.psycopg.dialect())
+    assert len(str(compiled).encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH
+    assert len(compiled.params) <= _queries.MAX_CACHED_STATEMENT_PARAMS

@@ -21,7 +21,6 @@ from sqlalchemy import (
     cast,
     func,
     insert,
-    literal,
     literal_column,
     null,
     select,
@@ -48,6 +47,7 @@ from leads.pipeline.states import (
     WITHDRAWABLE,
     EventKind,
     LeadStatus,
+    MessageStatus,
     Priority,
     transition,
 )
@@ -87,6 +87,12 @@ _LEAD_VALUES = ("first_name", "last_name", "email", "email_key", "phone", "count
                 "updated_at", "reference")
 
 
+def _constant(value: str | int) -> ColumnElement:
+    """One of our own constants written into the SQL, typed by PostgreSQL from the column
+    it lands in (a bound string would reach `jsonb_build_object` as of unknown type)."""
+    return literal_column(f"'{value}'" if isinstance(value, str) else str(value))
+
+
 def _lead_from_form() -> Select:
     """The row intake inserts, as a SELECT from the treatment: the treatment's id where it is
     active (no row at all where it is not), the lead a new inquiry repeats (same person, same
@@ -94,27 +100,32 @@ def _lead_from_form() -> Select:
     from both. One statement does the treatment's check, the duplicate look-up and the
     insert; the values are bound at each call, the statement built once."""
     leads = Lead.__table__
-    original = (
+    earliest = (
         select(Lead.id)
         .where(
             Lead.email_key == bindparam("email_key"),
             Lead.treatment_id == Treatment.id,
             Lead.created_at >= bindparam("since"),
-            Lead.status.not_in(NOT_ORIGINALS),
+            Lead.status.not_in([_constant(status) for status in sorted(NOT_ORIGINALS)]),
         )
         .order_by(Lead.created_at)
-        .limit(1)
+        .limit(_constant(1))
         .correlate(Treatment)
         .scalar_subquery()
     )
     honeypot = bindparam("honeypot", type_=Boolean)
-    status = case((honeypot, literal(LeadStatus.SPAM)),
-                  (original.is_(None), literal(LeadStatus.RECEIVED)),
-                  else_=literal(LeadStatus.DUPLICATE))
-    return select(
-        *(bindparam(name, type_=leads.c[name].type) for name in _LEAD_VALUES),
-        Treatment.id, case((honeypot, null()), else_=original), status,
-    ).where(Treatment.slug == bindparam("slug"), Treatment.active)
+    # The original looked up once, in a derived table, for its id and for the status.
+    found = (select(Treatment.id.label("treatment_id"),
+                    case((honeypot, null()), else_=earliest).label("original_id"))
+             .where(Treatment.slug == bindparam("slug"), Treatment.active)
+             .subquery("found"))
+    status = case((honeypot, _constant(LeadStatus.SPAM)),
+                  (found.c.original_id.is_(None), _constant(LeadStatus.RECEIVED)),
+                  else_=_constant(LeadStatus.DUPLICATE))
+    return (select(*(bindparam(name, type_=leads.c[name].type) for name in _LEAD_VALUES),
+                   found.c.treatment_id, found.c.original_id, status)
+            # Without a WHERE, SQLite would read the ON CONFLICT that follows as a join's ON.
+            .where(true()))
 
 
 @functools.cache
@@ -130,17 +141,10 @@ def _lead_insert(dialect: str) -> Insert:
 _DESTINATIONS_INSERT = insert(LeadDestination.__table__)
 _EVENTS_INSERT = insert(TimelineEvent.__table__)
 _ACKNOWLEDGEMENT = "acknowledgement"
-# The acknowledgement's columns bound as parameters (`message_row` renders them); the lead's
-# id and the key made of it come from the lead's row.
-_MESSAGE_VALUES = ("kind", "recipient", "subject", "body_text", "body_html", "status",
-                   "attempts", "created_at")
+# The acknowledgement's rendered columns (`message_row`), bound as parameters; the lead's id
+# and the key made of it come from the lead's row.
+_MESSAGE_VALUES = ("kind", "recipient", "subject", "body_text", "body_html")
 _NO_MESSAGE = {f"message_{name}": None for name in _MESSAGE_VALUES}
-
-
-def _constant(value: str | int) -> ColumnElement:
-    """One of our own constants written into the SQL, typed by PostgreSQL from the column
-    it lands in (a bound string would reach `jsonb_build_object` as of unknown type)."""
-    return literal_column(f"'{value}'" if isinstance(value, str) else str(value))
 
 
 @functools.cache
@@ -158,7 +162,7 @@ def _inquiry_insert() -> Select:
                  .table_valued("country", with_ordinality="place").render_derived())
     destinations = insert(LeadDestination.__table__).from_select(
         ["lead_id", "country", "position"],
-        select(lead.c.id, countries.c.country, countries.c.place - 1)
+        select(lead.c.id, countries.c.country, countries.c.place - _constant(1))
         .select_from(lead).join(countries, true()))
     digests = (func.unnest(bindparam("digests", type_=ARRAY(String)))
                .table_valued("digest").render_derived())
@@ -172,8 +176,9 @@ def _inquiry_insert() -> Select:
                bindparam("first_event", type_=events.c.data.type)))
     messages = EmailMessage.__table__
     message = insert(messages).from_select(
-        ["lead_id", "dedupe_key", *_MESSAGE_VALUES],
+        ["lead_id", "dedupe_key", "status", "attempts", "created_at", *_MESSAGE_VALUES],
         select(lead.c.id, _constant(f"{_ACKNOWLEDGEMENT}:").concat(cast(lead.c.id, String)),
+               _constant(MessageStatus.PENDING), _constant(0), now,
                *(bindparam(f"message_{name}", type_=messages.c[name].type)
                  for name in _MESSAGE_VALUES))
         .where(acknowledged),

@@ -98,11 +98,10 @@ def render(kind: str, language: str, **context) -> tuple[str, str, str]:
 
 
 def message_row(kind: str, recipient: str, language: str, **context) -> dict:
-    """A pending message's columns but its key and lead: rendered, not yet staged."""
+    """A message's rendered columns: what `stage_message` stages as a pending message."""
     subject, text, html = render(kind, language, **context)
     return {"kind": kind, "recipient": recipient, "subject": subject, "body_text": text,
-            "body_html": html, "status": MessageStatus.PENDING, "attempts": 0,
-            "created_at": utcnow()}
+            "body_html": html}
 
 
 def queue_email(kind: str, key: str, recipient: str, language: str, *, lead_id: int | None,
@@ -119,7 +118,9 @@ def stage_message(key: str, lead_id: int | None, row: dict,
     statement with the message's (intake's routing job: one trip less)."""
     # A second message under the same key is no message.
     message_id = db.session.scalar(insert_unless_taken(EmailMessage.__table__, "dedupe_key"),
-                                   {"dedupe_key": key, "lead_id": lead_id, **row})
+                                   {"dedupe_key": key, "lead_id": lead_id, **row,
+                                    "status": MessageStatus.PENDING, "attempts": 0,
+                                    "created_at": utcnow()})
     if message_id is None:
         enqueue_all(jobs)
         return db.session.scalar(select(EmailMessage.id).where(EmailMessage.dedupe_key == key))
