@@ -248,7 +248,8 @@ def test_every_event_is_timestamped_in_utc(client, demo, db_session):
 def test_intakes_one_statement_stays_one_psycopg_keeps_parsed(app):
     """psycopg keeps a query's parsed placeholders only for queries of at most
     MAX_CACHED_STATEMENT_LENGTH bytes and MAX_CACHED_STATEMENT_PARAMS parameters; intake's
-    statement, run for every inquiry, parsed afresh each time cost a tenth of the request."""
+    statement, run for every inquiry, parsed afresh each time took about 7 % of the profiled
+    request (bench/RESULTS.md, "Intake, 2026-12-06")."""
     from psycopg import _queries
     from sqlalchemy.dialects import postgresql
 
