@@ -107,6 +107,41 @@ def test_second_inquiry_within_30_days_is_a_duplicate_shown_on_the_first(client,
     assert original.status == "received"
     events = {e.kind: e.data for e in original.timeline}
     assert events["duplicate_received"] == {"lead_id": duplicate.id, "reference": second}
+    assert count(db_session, Lead) == 2
+
+
+def test_a_plain_inquiry_on_postgresql_is_one_statement_committed_as_it_ends(client, demo,
+                                                                             db_session):
+    """Without an Idempotency-Key, a new lead that is neither a honeypot's nor a repeat is
+    written and committed by one statement in autocommit: no BEGIN and no COMMIT to wait
+    for (bench/RESULTS.md, "Intake, 2026-12-07"). A repeat is refused by that statement and
+    written again in a transaction, with why it is one; SQLite keeps one transaction."""
+    from sqlalchemy import event
+
+    engine = db_session.get_bind()
+    body = inquiry_body()
+    post(client, body)  # the active treatments are cached from here on
+    executed = []
+
+    def record(connection, cursor, statement, parameters, context, executemany):
+        executed.append(connection.get_execution_options().get("isolation_level"))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        plain = post(client, inquiry_body(patient={**body["patient"], "email": "b@example.org"}))
+        plain_statements, executed[:] = list(executed), []
+        repeat = post(client, body)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert (plain.status_code, repeat.status_code) == (202, 202)
+    assert count(db_session, Lead, Lead.status == "duplicate") == 1
+    assert count(db_session, Lead) == 3
+    if engine.dialect.name == "postgresql":
+        assert plain_statements == ["AUTOCOMMIT"]
+        assert executed[0] == "AUTOCOMMIT" and len(executed) > 1
+        assert "AUTOCOMMIT" not in executed[1:]
+    else:
+        assert len(plain_statements) > 1 and "AUTOCOMMIT" not in plain_statements + executed
 
 
 def test_same_person_other_treatment_is_not_a_duplicate(client, demo, db_session):

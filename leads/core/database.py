@@ -5,7 +5,7 @@ import functools
 import time
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import Insert, MetaData, Table, event
+from sqlalchemy import Executable, Insert, MetaData, Row, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
@@ -33,6 +33,14 @@ DIALECT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 def dialect_name() -> str:
     return db.session.get_bind().dialect.name
+
+
+def execute_committed(statement: Executable, values: dict) -> Row | None:
+    """Run one statement that is a whole change by itself, committed as it ends (autocommit):
+    one round trip, where a transaction adds a BEGIN and a COMMIT to wait for. Its first row
+    back, if any."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return connection.execute(statement, values).one_or_none()
 
 
 def dialect_insert(target: Table | type[Base]) -> Insert:

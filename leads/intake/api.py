@@ -62,7 +62,8 @@ class Inquiries(MethodView):
         if key and (replayed := _replay(key, request_hash)):
             return replayed
 
-        accepted = accept_inquiry(form)
+        # Without a key there is no answer to keep with the lead.
+        accepted = accept_inquiry(form, commit_alone=not key)
         body = {
             "reference": accepted.reference,
             # A spam or duplicate lead is answered as any other: nothing to learn from it.

@@ -23,6 +23,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     null,
+    or_,
     select,
     true,
     union_all,
@@ -33,7 +34,7 @@ from leads.accounts.credentials import matches
 from leads.catalogue.models import Treatment
 from leads.catalogue.operations import active_treatment_name
 from leads.core.clock import today, utcnow
-from leads.core.database import DIALECT_INSERTS, db, dialect_name
+from leads.core.database import DIALECT_INSERTS, db, dialect_name, execute_committed
 from leads.core.errors import Invalid, NotFound
 from leads.core.jobs import Job
 from leads.core.settings import settings
@@ -122,10 +123,12 @@ def _lead_from_form() -> Select:
     status = case((honeypot, _constant(LeadStatus.SPAM)),
                   (found.c.original_id.is_(None), _constant(LeadStatus.RECEIVED)),
                   else_=_constant(LeadStatus.DUPLICATE))
+    # A repeat is written only where `repeat_kept`: a statement committed on its own leaves
+    # it to a transaction that also records why (`_record_triage`). Without a WHERE, SQLite
+    # would read the ON CONFLICT that follows as a join's ON.
     return (select(*(bindparam(name, type_=leads.c[name].type) for name in _LEAD_VALUES),
                    found.c.treatment_id, found.c.original_id, status)
-            # Without a WHERE, SQLite would read the ON CONFLICT that follows as a join's ON.
-            .where(true()))
+            .where(or_(found.c.original_id.is_(None), bindparam("repeat_kept", type_=Boolean))))
 
 
 @functools.cache
@@ -209,21 +212,32 @@ class _Inquiry:
     acknowledgement: Callable[[str], dict] | None
 
 
-def _write(inquiry: _Inquiry) -> tuple[Row, str]:
+def _write(inquiry: _Inquiry, commit_alone: bool) -> tuple[Row, str]:
     """Insert the lead under a fresh reference, with what follows from it where the database
     can take it in the same statement: (id, status, duplicate_of_id) and the reference. No
-    row back is a taken reference (drawn again) or a treatment no longer active (refused)."""
+    row back is a taken reference (drawn again) or a treatment no longer active (refused).
+
+    With `commit_alone`, on PostgreSQL, a new lead that is neither a honeypot's nor a repeat
+    is the whole change: its one statement commits it as it ends, with no BEGIN or COMMIT
+    to wait for. Anything else (and no row back) goes on in the caller's transaction."""
     folded = dialect_name() == "postgresql"
     statement = _inquiry_insert() if folded else _lead_insert(dialect_name())
     names = inquiry.lead["first_name"], inquiry.lead["last_name"]
     digests = sorted(name_index_digests(*names)) if folded else None
+    alone = folded and commit_alone and not inquiry.lead["honeypot"]
     while True:
         reference = new_reference()
-        values = {**inquiry.lead, "reference": reference}
+        values = {**inquiry.lead, "reference": reference, "repeat_kept": not alone}
         if folded:
             values |= {"destinations": inquiry.destinations, "digests": digests,
                        "first_event": {"reference": reference}, **_acknowledgement_values(
                            inquiry, reference)}
+        if alone:
+            inserted = execute_committed(statement, values)
+            if inserted is not None:
+                return inserted, reference
+            alone = False  # a repeat, most likely: written and triaged in one transaction
+            continue
         inserted = db.session.execute(statement, values).one_or_none()
         if inserted is not None:
             if not folded:
@@ -264,10 +278,12 @@ class AcceptedInquiry:
     status_url: str
 
 
-def accept_inquiry(form: dict) -> AcceptedInquiry:
+def accept_inquiry(form: dict, *, commit_alone: bool = False) -> AcceptedInquiry:
     """Write a lead from a validated inquiry form, with its destinations, name index, first
     events, acknowledgement and routing job: in one statement on PostgreSQL (this is the path
-    a campaign's burst takes), in a few on SQLite. The caller commits."""
+    a campaign's burst takes), in a few on SQLite. The caller commits; `commit_alone` says
+    it writes nothing else with the lead, which may then be committed by that one statement
+    (`_write`)."""
     now = utcnow()
     patient = form["patient"]
     budget = form.get("budget") or {}
@@ -320,7 +336,7 @@ def accept_inquiry(form: dict) -> AcceptedInquiry:
         },
         destinations=form.get("destinations") or [],
         acknowledgement=None if spam else acknowledgement,
-    ))
+    ), commit_alone)
     if inserted.status != LeadStatus.RECEIVED:
         _record_triage(inserted, reference, now)
     return AcceptedInquiry(lead_id=inserted.id, reference=reference,
