@@ -53,7 +53,8 @@ def intake_lines(i: dict) -> list[str]:
     return [
         f"intake      rps={i['app']['rps']:.0f} p50={i['app']['p50']:.1f}ms "
         f"p99={i['app']['p99']:.1f}ms  floor rps={i['floor']['rps']:.0f} "
-        f"p99={i['floor']['p99']:.1f}ms  ratio={i['ratio']:.2f} (target >= 0.6)",
+        f"p99={i['floor']['p99']:.1f}ms  ratio={i['ratio']:.2f} (target >= 0.6; by turn "
+        f"{' '.join(f'{r:.2f}' for r in i['turn_ratios'])})",
         f"intake/2    offered ~{i['half_target']:.0f} req/s (half the top rate), took "
         f"{i['half']['rps']:.0f}: p50={i['half']['p50']:.1f}ms p99={i['half']['p99']:.1f}ms "
         f"(target p99 < 50 ms)",

@@ -9,6 +9,7 @@ from bench.support import (
     database,
     flask_command,
     gunicorn,
+    median,
     processes,
     py_spy,
     sqlalchemy_url,
@@ -18,6 +19,9 @@ from bench.support import (
 from config import new_data_key
 
 SECONDS = 15
+# The app and the floor take turns, a slice each, so that both see the same drift of this
+# host's speed, which moved by half within a minute (bench/RESULTS.md, "Intake, 2026-12-07").
+SLICES = 3
 CONNECTIONS = 8
 PROFILE_SECONDS = 10
 PATH = "/api/v1/inquiries"
@@ -44,8 +48,10 @@ def run(run_id: str) -> dict:
         floor = gunicorn(running, "intake-floor", "bench.floor:app", floor_env(dsn, env)) + PATH
         for url in (app, floor):  # warm both: imports, connections, caches
             wrk(url, 3, CONNECTIONS, f"{run_id}w")
-        measured = wrk(app, SECONDS, CONNECTIONS, f"{run_id}a")
-        baseline = wrk(floor, SECONDS, CONNECTIONS, f"{run_id}f")
+        turns = [(wrk(app, SECONDS // SLICES, CONNECTIONS, f"{run_id}a{turn}"),
+                  wrk(floor, SECONDS // SLICES, CONNECTIONS, f"{run_id}f{turn}"))
+                 for turn in range(SLICES)]
+        measured, baseline = (combined([pair[side] for pair in turns]) for side in (0, 1))
         # Half the top rate: each connection waits between requests so that together they
         # offer about half of what the app took at full load (a little less for the time
         # each request itself takes).
@@ -53,7 +59,19 @@ def run(run_id: str) -> dict:
         pause = CONNECTIONS * 1000 / target * 0.9
         half = wrk(app, SECONDS, CONNECTIONS, f"{run_id}h", delay_ms=pause)
     return {"app": measured, "floor": baseline, "half": half, "half_target": round(target, 1),
-            "ratio": measured["rps"] / baseline["rps"]}
+            "ratio": measured["rps"] / baseline["rps"],
+            "turn_ratios": [round(app_turn["rps"] / floor_turn["rps"], 2)
+                            for app_turn, floor_turn in turns]}
+
+
+def combined(slices: list[dict]) -> dict:
+    """One figure of a load's slices: their mean rate, median p50 and worst p99."""
+    return {"rps": sum(s["rps"] for s in slices) / len(slices),
+            "p50": median([s["p50"] for s in slices]),
+            "p99": max(s["p99"] for s in slices),
+            "failed": sum(s["failed"] for s in slices),
+            "socket_errors": " ".join(s["socket_errors"] for s in slices if s["socket_errors"]),
+            "cpu_busy": round(sum(s["cpu_busy"] for s in slices) / len(slices), 1)}
 
 
 def profile(run_id: str) -> dict:

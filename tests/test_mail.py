@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from leads.messaging import mail
 from leads.messaging.models import EmailMessage
@@ -87,6 +87,31 @@ def test_a_burst_goes_over_one_connection_and_nothing_is_sent_twice(
     assert all(m["From"] == "care@example.org" for m in received)
     assert len(set(smtp_sink.peers)) == 1, "one connection for the whole burst"
     assert states(db_session) == [("sent", 1)] * len(queued_mail)
+
+
+def test_on_postgresql_a_send_is_one_statement_committed_as_it_ends(
+        app, db_session, queued_mail, smtp_sink):
+    """The mark of the message sent just before and the lease of the next are one statement
+    in autocommit on PostgreSQL, a round trip per message where a transaction took three
+    (bench/RESULTS.md, "End to end, 2026-12-07"); SQLite runs them in a transaction."""
+    engine = db_session.get_bind()
+    levels = []
+
+    def record(connection, *_):
+        levels.append(connection.get_execution_options().get("isolation_level"))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with app.app_context():
+            assert mail.deliver(queued_mail, relay_at(smtp_sink)) == len(queued_mail)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert states(db_session) == [("sent", 1)] * len(queued_mail)
+    if engine.dialect.name == "postgresql":
+        # Each lease, then the last message's mark on its own.
+        assert levels == ["AUTOCOMMIT"] * len(queued_mail) + [None]
+    else:
+        assert levels == [None] * 2 * len(queued_mail)
 
 
 def test_a_relay_that_is_down_is_asked_once_and_the_resend_sends_everything(

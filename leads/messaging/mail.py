@@ -37,7 +37,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import bindparam, or_, select, update
 
 from leads.core.clock import utcnow
-from leads.core.database import db, insert_unless_taken
+from leads.core.database import db, dialect_name, execute_committed, insert_unless_taken
 from leads.core.jobs import Job
 from leads.core.text import one_line
 from leads.messaging.models import EmailMessage
@@ -177,14 +177,18 @@ def backoff(attempts: int) -> timedelta:
 
 
 _MESSAGES = EmailMessage.__table__
+
+
+def _marking_sent(id_parameter: str):
+    return (update(_MESSAGES).where(_MESSAGES.c.id == bindparam(id_parameter))
+            .values(status=MessageStatus.SENT, sent_at=bindparam("now"), locked_until=None,
+                    last_error=None))
+
+
 # Built once, on the table rather than the mapped class: a send's two statements are most of
 # its database work, and building each anew (and the ORM's bulk-update bookkeeping around
 # it) cost more than running it.
-_MARK_SENT = (
-    update(_MESSAGES).where(_MESSAGES.c.id == bindparam("message_id"))
-    .values(status=MessageStatus.SENT, sent_at=bindparam("now"), locked_until=None,
-            last_error=None)
-)
+_MARK_SENT = _marking_sent("message_id")
 _LEASE = (
     update(_MESSAGES)
     .where(_MESSAGES.c.id == bindparam("message_id"), _MESSAGES.c.status.in_(MAIL_UNSENT),
@@ -197,6 +201,11 @@ _LEASE = (
 )
 
 
+# PostgreSQL: the message sent just before marked and this one leased by one statement,
+# committed as it ends; a NULL `sent_before` marks none.
+_MARK_SENT_AND_LEASE = _LEASE.add_cte(_marking_sent("sent_before").cte("sent_before"))
+
+
 def _mark_sent(message_id: int) -> None:
     db.session.execute(_MARK_SENT, {"message_id": message_id, "now": utcnow()})
 
@@ -206,12 +215,13 @@ def _claim(message_id: int, sent_before: int | None):
     transaction; answers what sending it needs, or None when it was sent, failed, or is
     leased or waiting out its backoff. No snapshot is held while the relay is talked to
     (SQLite refuses a later write from a stale one)."""
+    now = utcnow()
+    lease = {"message_id": message_id, "now": now, "lease_until": now + SEND_LEASE}
+    if dialect_name() == "postgresql":
+        return execute_committed(_MARK_SENT_AND_LEASE, {**lease, "sent_before": sent_before})
     if sent_before is not None:
         _mark_sent(sent_before)
-    now = utcnow()
-    claimed = db.session.execute(
-        _LEASE, {"message_id": message_id, "now": now, "lease_until": now + SEND_LEASE}
-    ).one_or_none()
+    claimed = db.session.execute(_LEASE, lease).one_or_none()
     db.session.commit()
     return claimed
 
