@@ -20,7 +20,8 @@ from config import new_data_key
 
 SECONDS = 15
 # The app and the floor take turns, a slice each, so that both see the same drift of this
-# host's speed, which moved by half within a minute (bench/RESULTS.md, "Intake, 2026-12-07").
+# host's speed, which moved by half within a minute (bench/RESULTS.md, "Intake and mail,
+# 2026-12-07").
 SLICES = 3
 CONNECTIONS = 8
 PROFILE_SECONDS = 10

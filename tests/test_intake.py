@@ -114,7 +114,7 @@ def test_a_plain_inquiry_on_postgresql_is_one_statement_committed_as_it_ends(cli
                                                                              db_session):
     """Without an Idempotency-Key, a new lead that is neither a honeypot's nor a repeat is
     written and committed by one statement in autocommit: no BEGIN and no COMMIT to wait
-    for (bench/RESULTS.md, "Intake, 2026-12-07"). A repeat is refused by that statement and
+    for (bench/RESULTS.md, "Intake and mail, 2026-12-07"). A repeat is refused by that statement and
     written again in a transaction, with why it is one; SQLite keeps one transaction."""
     from sqlalchemy import event
 

@@ -365,7 +365,9 @@ def deliver(message_ids: list[int], smtp: SmtpSettings) -> int:
     sent = 0
     just_sent = None
     try:
-        for message_id in message_ids:
+        # Merged lists may name a message twice. Its second claim would carry its own mark
+        # as `sent_before`: one statement updating a row twice, whose lease could win.
+        for message_id in dict.fromkeys(message_ids):
             message = _claim(message_id, sent_before=just_sent)
             just_sent = None
             if message is None:
