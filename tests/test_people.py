@@ -228,6 +228,25 @@ def test_people_export_and_erase_from_the_cli(app, client, db_session, person):
         (f"user:{person['admin_id']}", "At the person's request.")}
 
 
+def closed_long_ago(client, db_session, staff, app, first_name: str, days: int = 731) -> int:
+    """A lead closed by a coordinator, moved back in time by writing when it entered its
+    status `days` ago (RETENTION_DAYS is 730); answers its id."""
+    accepted = submit(client, patient={**somebody_else(), "first_name": first_name,
+                                       "email": f"{first_name.lower()}@example.org"})
+    lead_id = route(app, db_session, accepted["reference"])
+    assert transition(client, staff["coordinator"], lead_id, "closed",
+                      f"{first_name} found another clinic").status_code == 200
+    entered_status_long_ago(db_session, lead_id, days)
+    return lead_id
+
+
+def entered_status_long_ago(db_session, lead_id: int, days: int) -> None:
+    db_session.execute(update(TimelineEvent).where(
+        TimelineEvent.lead_id == lead_id, TimelineEvent.kind == "status_changed")
+        .values(at=utcnow() - timedelta(days=days)))
+    db_session.commit()
+
+
 def test_the_retention_job_erases_old_final_leads_and_leaves_recent_ones(
         app, client, db_session, staff, start_worker, smtp_sink):
     from workers.settings import celery_settings
@@ -235,25 +254,10 @@ def test_the_retention_job_erases_old_final_leads_and_leaves_recent_ones(
     schedule = celery_settings(app.config)["beat_schedule"]
     assert any(entry["task"] == "erase_expired_leads" for entry in schedule.values())
 
-    def closed_lead(first_name: str) -> int:
-        accepted = submit(client, patient={**somebody_else(), "first_name": first_name,
-                                           "email": f"{first_name.lower()}@example.org"})
-        lead_id = route(app, db_session, accepted["reference"])
-        assert transition(client, staff["coordinator"], lead_id, "closed",
-                          f"{first_name} found another clinic").status_code == 200
-        return lead_id
-
-    old, recent, old_routed = closed_lead("Oldcastle"), closed_lead("Newcombe"), route(
-        app, db_session, submit(client)["reference"])
-    # Move time by writing when the leads entered their status: past RETENTION_DAYS (730).
-    long_ago = utcnow() - timedelta(days=731)
-    db_session.execute(update(TimelineEvent).where(
-        TimelineEvent.lead_id.in_((old, old_routed)), TimelineEvent.kind == "status_changed")
-        .values(at=long_ago))
-    db_session.execute(update(TimelineEvent).where(
-        TimelineEvent.lead_id == recent, TimelineEvent.kind == "status_changed")
-        .values(at=utcnow() - timedelta(days=729)))
-    db_session.commit()
+    old = closed_long_ago(client, db_session, staff, app, "Oldcastle")
+    recent = closed_long_ago(client, db_session, staff, app, "Newcombe", days=729)
+    old_routed = route(app, db_session, submit(client)["reference"])
+    entered_status_long_ago(db_session, old_routed, 731)
 
     start_worker(SMTP_PORT=smtp_sink.port)
     Celery(broker=REDIS_URL).send_task("erase_expired_leads")
@@ -270,3 +274,41 @@ def test_the_retention_job_erases_old_final_leads_and_leaves_recent_ones(
     assert "730" in lead["timeline"][-1]["data"]["reason"]
     assert not erased(recent) and not erased(old_routed)
     assert db_session.get(Lead, recent).first_name == "Newcombe"
+
+
+def test_a_lead_held_by_another_writer_when_the_job_runs_is_erased_once_it_is_let_go(
+        app, client, db_session, staff):
+    """The job waits for a lead another transaction holds (a worker routing it, a clinic
+    answering) rather than pass it over until the next hourly run."""
+    import threading
+
+    from sqlalchemy import text
+
+    from leads.core.database import db
+    from leads.pipeline.timeline import SYSTEM
+    from leads.privacy import people
+
+    lead_id = closed_long_ago(client, db_session, staff, app, "Oldcastle")
+    erased = []
+
+    def run_the_job():
+        with app.app_context():
+            erased.append(people.erase_expired(utcnow(), 730, SYSTEM))
+            db.session.remove()
+
+    with db_session.get_bind().connect() as other_writer:
+        if other_writer.dialect.name == "postgresql":
+            other_writer.execute(text("SELECT id FROM leads WHERE id = :id FOR UPDATE"),
+                                 {"id": lead_id})
+        else:
+            other_writer.execute(text("UPDATE leads SET updated_at = updated_at WHERE id = :id"),
+                                 {"id": lead_id})
+        job = threading.Thread(target=run_the_job)
+        job.start()
+        job.join(timeout=1)
+        assert job.is_alive(), "the job ran past a lead another writer held"
+        other_writer.commit()
+    job.join(timeout=30)
+    assert erased == [1]
+    db_session.expire_all()
+    assert db_session.get(Lead, lead_id).erased_at is not None

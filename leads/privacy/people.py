@@ -103,13 +103,17 @@ def erase_expired(now: datetime, retention_days: int, actor: str) -> int:
     entered = entered_status_at()
     reason = f"Retention: {retention_days} days in a final state."
     erased = 0
+    # Rows held by another writer are waited for, not skipped: a skipped lead (a worker was
+    # routing it, a clinic answering) would outlive its retention until the next run. Every
+    # writer holds one lead, and batches lock in id order, so the wait cannot deadlock; a
+    # second copy of the job finds the rows erased once the first commits.
     while True:
         batch = list(db.session.scalars(
             select(Lead).join(entered, entered.c.lead_id == Lead.id)
             .where(Lead.status.in_(RETAINED_UNTIL_ERASED), Lead.erased_at.is_(None),
                    entered.c.at < cutoff)
             .order_by(Lead.id).limit(RETENTION_BATCH)
-            .with_for_update(of=Lead, skip_locked=True)))
+            .with_for_update(of=Lead)))
         for lead in batch:
             erase_lead(lead, actor, reason)
         db.session.commit()
