@@ -32,7 +32,7 @@ from bench.support import (
     processes,
     rss_kib,
 )
-from leads.core.paging import decode_cursor
+from leads.core.paging import decode_timed_cursor
 from leads.pipeline.states import LeadStatus, Priority
 from leads.privacy.personal import email_lookup_key, use_keys
 
@@ -192,7 +192,7 @@ def day_start(text: str, days: int = 0) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC) + timedelta(days=days)
 
 
-def floor_query(filters: dict, me: int, before: int | None) -> tuple[str, list]:
+def floor_query(filters: dict, me: int, before: tuple | None) -> tuple[str, list]:
     """The page as one bare SQL query: the lead's columns, its treatment's slug and its
     destinations, newest first, no decryption."""
     where, params = [], []
@@ -215,13 +215,13 @@ def floor_query(filters: dict, me: int, before: int | None) -> tuple[str, list]:
     if "q" in filters:
         where.append("(l.reference = %s OR l.email_key = %s)")
         params += [filters["q"].upper(), email_lookup_key(filters["q"])]
-    if before is not None:
-        where.append("l.id < %s")
-        params.append(before)
+    if before is not None:  # the (created_at, id) the cursor names
+        where.append("(l.created_at, l.id) < (%s, %s)")
+        params += list(before)
     sql = ("SELECT l.*, t.slug, ARRAY(SELECT d.country FROM lead_destinations d "
            "WHERE d.lead_id = l.id ORDER BY d.position) FROM leads l JOIN treatments t "
            "ON t.id = l.treatment_id" + (" WHERE " + " AND ".join(where) if where else "")
-           + f" ORDER BY l.id DESC LIMIT {PAGE + 1}")
+           + f" ORDER BY l.created_at DESC, l.id DESC LIMIT {PAGE + 1}")
     return sql, params
 
 
@@ -254,7 +254,7 @@ def list_figures(base: str, token: str, dsn: str, wanted: list, me: int) -> dict
             by_kind.setdefault(kind if page == 1 else f"{kind} page {page}", []).append(elapsed)
             rows += len(body["items"])
             start = time.perf_counter()
-            conn.execute(*floor_query(filters, me, decode_cursor(cursor) if cursor else None)
+            conn.execute(*floor_query(filters, me, decode_timed_cursor(cursor) if cursor else None)
                          ).fetchall()
             floor_ms.append((time.perf_counter() - start) * 1000)
             cursor = body["next_cursor"]

@@ -2,6 +2,7 @@
 and paging by cursor, one lead with its referrals and timeline, and changes to its assignee,
 priority and tags."""
 
+import base64
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -182,6 +183,78 @@ def test_list_pages_by_cursor(client, staff):
     assert exact.get_json()["next_cursor"] is None
 
 
+def test_pages_follow_creation_time_whatever_the_ids_and_lose_no_tie(client, db_session,
+                                                                      staff):
+    """Newest first is by when a lead was created, then by id: leads whose ids are out of
+    step with their times (an import, a clock put right) and leads of the same instant page
+    without a gap or a repeat, in the list and in the export."""
+    import csv
+    import io
+
+    made = [submit(client)["reference"] for _ in range(6)]
+    minutes_ago = dict(zip(made, (0, 10, 20, 20, 30, 40), strict=True))
+    start = utcnow() - timedelta(hours=1)
+    for reference, minutes in minutes_ago.items():
+        db_session.execute(update(Lead).where(Lead.reference == reference).values(
+            created_at=start - timedelta(minutes=minutes)))
+    db_session.commit()
+    # The first made is the newest; of the two made at the same instant, the later id first.
+    expected = [made[0], made[1], made[3], made[2], made[4], made[5]]
+    coordinator = staff["coordinator"]
+    for limit in (1, 2, 4):
+        seen, cursor = [], None
+        while True:
+            query = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+            body = client.get("/api/v1/leads", headers=coordinator,
+                              query_string=query).get_json()
+            seen += references(body["items"])
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == expected, limit
+    export = client.get("/api/v1/leads/export.csv", headers=coordinator).get_data(as_text=True)
+    assert [row["reference"] for row in csv.DictReader(io.StringIO(export))] == expected
+
+
+def test_reads_run_in_autocommit_on_postgresql_and_a_get_that_writes_keeps_a_transaction(
+        client, db_session, routed):
+    """The lead list and a lead declare that they only read: on PostgreSQL their
+    statements run in autocommit, no BEGIN and no ROLLBACK around them. A clinic's GET of a
+    referral writes (`requested` becomes `received`) and keeps its transaction, as every
+    request does on SQLite."""
+    from sqlalchemy import event
+
+    engine = db_session.get_bind()
+    executed = []
+
+    def record(connection, cursor, statement, parameters, context, executemany):
+        executed.append(connection.get_execution_options().get("isolation_level"))
+
+    def levels(path, headers):
+        executed.clear()
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200, (path, response.get_data(as_text=True))
+        return set(executed)
+
+    coordinator = routed["coordinator"]
+    clinic_id, referral_id = next(iter(routed["referrals"].items()))
+    # The first use of a token writes its "last used" mark and commits it; the statements
+    # after that commit run in a transaction, as once a minute per token they would.
+    client.get("/api/v1/leads", headers=coordinator)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        reads = {path: levels(path, coordinator) for path in (
+            "/api/v1/leads", f"/api/v1/leads/{routed['lead_id']}")}
+        opened = levels(f"/api/v1/clinic/referrals/{referral_id}", routed["keys"][clinic_id])
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert [r["status"] for r in detail(client, coordinator, routed["lead_id"])["referrals"]
+            if r["clinic"]["id"] == clinic_id] == ["received"]
+    autocommit = {"AUTOCOMMIT"} if engine.dialect.name == "postgresql" else {None}
+    assert reads == dict.fromkeys(reads, autocommit)
+    assert opened == {None}
+
+
 def test_limit_outside_1_to_200_answers_422(client, staff):
     for limit in ("0", "201", "-1", "many"):
         errors = field_errors(client.get("/api/v1/leads", headers=staff["coordinator"],
@@ -199,6 +272,20 @@ def test_a_cursor_the_api_did_not_give_out_answers_422(client, staff):
             errors = field_errors(client.get(path, headers=staff["coordinator"],
                                              query_string={"cursor": cursor}))
             assert "cursor" in errors
+    # The lead list's cursors name a time and an id; another list's, or a broken one, is not
+    # one of them.
+    clinics = client.get("/api/v1/clinics", headers=staff["admin"],
+                         query_string={"limit": 1}).get_json()["next_cursor"]
+    def raw(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    # The last one names a time past the year 9999.
+    for cursor in (clinics, encode_cursor(5), raw("at:abc:5"), raw("at:1:99999999999"),
+                   raw("at:999999999999999999999:5"), raw("at:1:0:5"),
+                   raw("at:999999999999999999:5")):
+        errors = field_errors(client.get("/api/v1/leads", headers=staff["coordinator"],
+                                         query_string={"cursor": cursor}))
+        assert "cursor" in errors, cursor
 
 
 def test_lead_detail_has_referrals_with_reasons_and_a_timeline_oldest_first(

@@ -43,6 +43,16 @@ def execute_committed(statement: Executable, values: dict) -> Row | None:
         return connection.execute(statement, values).one_or_none()
 
 
+def autocommit_from_here() -> None:
+    """On PostgreSQL the session's statements from here on (until it commits or ends) run in
+    autocommit: no BEGIN before the first and no ROLLBACK after the last, each a round trip.
+    At READ COMMITTED each statement reads its own snapshot inside a transaction as well, so
+    reads see nothing different; writes lose only what a transaction adds, so only a caller
+    that reads (leads/web/transactions.py) asks for it. SQLite keeps its transaction."""
+    if db.engine.dialect.name == "postgresql":
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def dialect_insert(target: Table | type[Base]) -> Insert:
     """An INSERT into a table (Core) or a model (ORM) that may carry ON CONFLICT."""
     return DIALECT_INSERTS[dialect_name()](target)

@@ -31,7 +31,17 @@ class Lead(db.Model):
     __tablename__ = "leads"
     __table_args__ = (
         Index("ix_leads_email_key_treatment_created", "email_key", "treatment_id", "created_at"),
-        Index("ix_leads_status_created", "status", "created_at"),
+        # The lists are newest first by (created_at, id) and filter by these columns: each
+        # filter, and a created range, reads its page from one index (bench/RESULTS.md,
+        # "The lead list, 2026-12-07").
+        Index("ix_leads_created_id", "created_at", "id"),
+        Index("ix_leads_status_created_id", "status", "created_at", "id"),
+        # A coordinator's queue of one status and treatment, often narrowed further.
+        Index("ix_leads_status_treatment_created_id", "status", "treatment_id", "created_at",
+              "id"),
+        Index("ix_leads_country_created_id", "country", "created_at", "id"),
+        Index("ix_leads_treatment_created_id", "treatment_id", "created_at", "id"),
+        Index("ix_leads_assigned_created_id", "assigned_to_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -39,8 +49,8 @@ class Lead(db.Model):
     status: Mapped[str] = mapped_column(String(20), default=LeadStatus.RECEIVED)
     priority: Mapped[str] = mapped_column(String(10), default=Priority.NORMAL)
     tags: Mapped[list] = mapped_column(JSONType, default=list)
-    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
-    treatment_id: Mapped[int] = mapped_column(ForeignKey("treatments.id"), index=True)
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    treatment_id: Mapped[int] = mapped_column(ForeignKey("treatments.id"))
 
     # The personal fields are None once the lead is erased (`erased_at`, leads/privacy/people.py).
     first_name: Mapped[str | None] = mapped_column(PersonalText)
@@ -50,7 +60,7 @@ class Lead(db.Model):
     condition: Mapped[str | None] = mapped_column(PersonalText)
     # The keyed blind index of the e-mail (`email_lookup_key`); None once the lead is erased.
     email_key: Mapped[str | None] = mapped_column(String(64))
-    country: Mapped[str] = mapped_column(String(2), index=True)
+    country: Mapped[str] = mapped_column(String(2))
     language: Mapped[str | None] = mapped_column(String(2))
     birth_year: Mapped[int | None] = mapped_column(Integer)
 
@@ -69,7 +79,7 @@ class Lead(db.Model):
     status_token_hash: Mapped[str | None] = mapped_column(String(64))
     # The token itself, encrypted: later mail (a quote) carries the patient's link too.
     status_token: Mapped[str | None] = mapped_column(PersonalText)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -3,7 +3,6 @@ the funnel figures."""
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from operator import itemgetter
 from statistics import median
 
 from sqlalchemy import JSON, ColumnElement, Select, String, func, select, type_coerce, union
@@ -14,7 +13,7 @@ from leads.accounts.models import User
 from leads.catalogue.models import Clinic, Treatment
 from leads.core.database import db
 from leads.core.errors import NotFound
-from leads.core.paging import keyset, paged
+from leads.core.paging import encode_cursor, keyset, page, paged
 from leads.pipeline.models import Lead, LeadDestination, Referral
 from leads.pipeline.states import REFERRAL_ACCEPTED
 from leads.privacy.personal import email_lookup_key
@@ -118,25 +117,33 @@ def _listed(filters: dict, user: User) -> Select:
 def listed_leads(filters: dict, user: User, limit: int, cursor: str | None) -> dict:
     """A page of the filtered leads, newest first, each as plain values (`_listed`):
     building ORM objects was most of a page's time."""
-    rows = _lead_values(keyset(_listed(filters, user), Lead.id, limit, cursor))
-    return paged(rows, limit, itemgetter("id"))
+    return _page_of_values(_listed(filters, user), limit, cursor)
+
+
+def newest_leads_first(query: Select, limit: int, cursor: str | None) -> dict:
+    """A page of the leads (ORM objects) `query` selects, in the lists' order."""
+    return page(db.session, query, Lead.id, limit, cursor, Lead.created_at)
+
+
+def _page_of_values(query: Select, limit: int, cursor: str | None) -> dict:
+    rows = _lead_values(keyset(query, Lead.id, limit, cursor, Lead.created_at))
+    return paged(rows, limit, lambda row: encode_cursor(row["id"], row["created_at"]))
 
 
 def leads_for_export(filters: dict, user: User, batch: int) -> Iterator[list[dict]]:
     """The filtered leads, newest first, in batches of plain values (`_listed`). The
     filters are read at once, so that a bad one is refused before the first byte is sent."""
-    return _export_batches(_listed(filters, user).order_by(Lead.id.desc()), batch)
+    return _export_batches(_listed(filters, user), batch)
 
 
 def _export_batches(query: Select, batch: int) -> Iterator[list[dict]]:
-    last_id = None
+    cursor = None
     while True:
-        rows = _lead_values((query if last_id is None else query.where(Lead.id < last_id))
-                            .limit(batch))
-        yield rows
-        if len(rows) < batch:
+        found = _page_of_values(query, batch, cursor)
+        yield found["items"]
+        cursor = found["next_cursor"]
+        if cursor is None:
             return
-        last_id = rows[-1]["id"]
 
 
 def _lead_values(query: Select) -> list[dict]:

@@ -30,6 +30,7 @@ def create_app(**overrides) -> Flask:
     from leads.web.publisher import init_publisher
     from leads.web.request_ids import init_request_ids
     from leads.web.security import init_web_security
+    from leads.web.transactions import register_read_only_views
 
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(load_config(**overrides))
@@ -58,6 +59,7 @@ def create_app(**overrides) -> Flask:
     register_error_handlers(app)
     init_publisher(app)
     register_blueprints(app)
+    register_read_only_views(app)
     register_guards(app)
     cli.register(app)
     init_request_ids(app)

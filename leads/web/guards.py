@@ -68,14 +68,20 @@ def allow(audience: Audience):
     return declare
 
 
-def declared_audience(app: Flask, endpoint: str, method: str) -> Audience | None:
-    if endpoint in FRAMEWORK_ROUTES:
-        return FRAMEWORK_ROUTES[endpoint]
+def declared_view(app: Flask, endpoint: str, method: str):
+    """The function that answers `method` at `endpoint`, where its declarations are: a
+    resource class's method, or the plain view."""
     view = app.view_functions[endpoint]
     view_class = getattr(view, "view_class", None)
     if view_class is not None:
         view = getattr(view_class, "get" if method == "HEAD" else method.lower(), None)
-    return getattr(view, "audience", None)
+    return view
+
+
+def declared_audience(app: Flask, endpoint: str, method: str) -> Audience | None:
+    if endpoint in FRAMEWORK_ROUTES:
+        return FRAMEWORK_ROUTES[endpoint]
+    return getattr(declared_view(app, endpoint, method), "audience", None)
 
 
 def undeclared_routes(app: Flask) -> list[str]:

@@ -35,6 +35,7 @@ from leads.web.fhir_answers import FHIR_JSON, fhir_response, resource_schema
 from leads.web.guards import Audience, current_staff
 from leads.web.parsing import Blueprint
 from leads.web.publisher import nudge_relay
+from leads.web.transactions import reads_only
 
 blp = Blueprint("leads", __name__, url_prefix="/api/v1/leads",
                 description="Leads as coordinators work them.")
@@ -52,6 +53,7 @@ EXPORT_COLUMNS = (
 
 @blp.route("")
 class Leads(MethodView):
+    @reads_only
     @staff
     @blp.arguments(LeadListQuerySchema, location="query")
     @blp.response(200, LeadPageSchema)
@@ -107,6 +109,7 @@ class LeadExport(MethodView):
 
 @blp.route("/<int:lead_id>")
 class LeadDetail(MethodView):
+    @reads_only
     @staff
     @blp.response(200, LeadDetailSchema)
     @blp.alt_response(404, response="NOT_FOUND")

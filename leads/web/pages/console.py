@@ -28,7 +28,7 @@ from leads.catalogue.operations import (
 from leads.core.database import db
 from leads.core.paging import PageQuerySchema, page
 from leads.pipeline.models import Lead
-from leads.pipeline.queries import filtered_leads, find_lead, status_counts
+from leads.pipeline.queries import filtered_leads, find_lead, newest_leads_first, status_counts
 from leads.pipeline.queries import funnel as funnel_figures
 from leads.pipeline.schemas import (
     FunnelQuerySchema,
@@ -186,7 +186,7 @@ def leads():
     try:
         query = _queue_query()
         limit, cursor = query.pop("limit"), query.pop("cursor")
-        found = page(db.session, filtered_leads(query, user), Lead.id, limit, cursor)
+        found = newest_leads_first(filtered_leads(query, user), limit, cursor)
     except ValidationError as error:
         _with_errors(form, error.messages)
         return render_page("pages/console/leads.html", status=422, **context)
