@@ -49,7 +49,9 @@ def autocommit_from_here() -> None:
     At READ COMMITTED each statement reads its own snapshot inside a transaction as well, so
     reads see nothing different; writes lose only what a transaction adds, so only a caller
     that reads (leads/web/transactions.py) asks for it. SQLite keeps its transaction."""
-    if db.engine.dialect.name == "postgresql":
+    # A session already in a transaction (a caller's own app context around several
+    # requests, as some tests have) keeps it.
+    if db.engine.dialect.name == "postgresql" and not db.session().in_transaction():
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
