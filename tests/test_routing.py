@@ -3,6 +3,7 @@
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
 
 from leads.catalogue.models import Clinic, CurrencyRate, Treatment
@@ -181,3 +182,42 @@ def test_candidates_bring_their_address_webhooks_and_the_rates_matching_needs(
     lead.budget_currency = None
     with app.app_context():
         assert routing.load_candidates(lead, set(), now)[1] == {"USD": Decimal(1)}
+
+
+def answered(db_session, treatment, clinic_id, hours_by_age):
+    """One past lead per answer, referred to the clinic `age` hours ago (oldest first) and
+    answered `hours` later; an answer of None leaves it unanswered."""
+    now = utcnow()
+    for n, (age, hours) in enumerate(hours_by_age):
+        lead = Lead(reference=f"MT-H{clinic_id:03d}{n:03d}", treatment_id=treatment.id,
+                    country="US", consent_data_processing=True)
+        sent = now - timedelta(hours=age)
+        db_session.add(Referral(lead=lead, clinic_id=clinic_id, score=0.5, created_at=sent,
+                                responded_at=None if hours is None
+                                else sent + timedelta(hours=hours)))
+    db_session.commit()
+
+
+def test_a_clinics_responsiveness_is_the_median_of_its_fifty_latest_answers(
+        app, db_session, catalogue):
+    """Hours from referral to answer: a clinic that answered slowly long ago and quickly of
+    late is judged on its latest fifty answers; one with a few, on all of them (an even
+    number: the mean of the middle two); one that never answered, on none."""
+    treatment = db_session.scalar(select(Treatment).where(
+        Treatment.slug == "stem-cell-spine-arthritis"))
+    busy, few, silent = sorted(catalogue["eligible"])[:3]
+    latest = [1 + n / 10 for n in range(routing.ANSWER_HISTORY)]  # 1.0 to 5.9 hours
+    # Ten slow answers a month ago; then the fifty latest, five hours apart.
+    answered(db_session, treatment, busy,
+             [(1000 + n, 300) for n in range(10)]
+             + [(500 - n * 5 + hours, hours) for n, hours in enumerate(latest)])
+    answered(db_session, treatment, few, [(90, 5), (60, 7), (40, 8), (30, 10), (10, None)])
+    answered(db_session, treatment, silent, [(40, None), (20, None)])
+    lead = Lead(treatment_id=treatment.id)
+    lead.destinations = ["MX"]
+    with app.app_context():
+        candidates, _ = routing.load_candidates(lead, set(), utcnow())
+    median = {candidate.clinic_id: candidate.median_hours_to_answer for candidate in candidates}
+    assert median[busy] == pytest.approx((3.4 + 3.5) / 2, abs=1e-6)
+    assert median[few] == pytest.approx(7.5, abs=1e-6)
+    assert median[silent] is None

@@ -5,11 +5,13 @@ import functools
 import time
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import Executable, Insert, MetaData, Row, Table, event
+from sqlalchemy import Executable, Float, Insert, MetaData, Row, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.functions import FunctionElement
 
 # Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -53,6 +55,26 @@ def autocommit_from_here() -> None:
     # requests, as some tests have) keeps it.
     if db.engine.dialect.name == "postgresql" and not db.session().in_transaction():
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+class hours_between(FunctionElement):  # noqa: N801  (used as SQL functions are, lower case)
+    """`hours_between(start, end)`: the hours from one timestamp to another, as a float,
+    worked out by the database on either backend."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(hours_between, "postgresql")
+def _hours_between_postgresql(element, compiler, **kw):
+    start, end = (compiler.process(argument, **kw) for argument in element.clauses)
+    return f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS DOUBLE PRECISION) / 3600"
+
+
+@compiles(hours_between, "sqlite")
+def _hours_between_sqlite(element, compiler, **kw):
+    start, end = (compiler.process(argument, **kw) for argument in element.clauses)
+    return f"(julianday({end}) - julianday({start})) * 24"
 
 
 def dialect_insert(target: Table | type[Base]) -> Insert:

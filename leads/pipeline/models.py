@@ -127,6 +127,9 @@ class Referral(db.Model):
     __table_args__ = (
         UniqueConstraint("lead_id", "clinic_id", name="uq_referrals_lead_clinic"),
         Index("ix_referrals_clinic_created", "clinic_id", "created_at"),
+        # A clinic's latest answers, for its responsiveness (leads/routing/operations.py),
+        # read from the index alone.
+        Index("ix_referrals_clinic_responded", "clinic_id", "responded_at", "created_at"),
         Index("ix_referrals_status_expires", "status", "expires_at"),
     )
 

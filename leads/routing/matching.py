@@ -12,7 +12,6 @@ is one of the factors, so equally fitting clinics take turns; ties fall to the l
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from statistics import median
 
 WEIGHTS = {
     "language": 0.25,
@@ -58,7 +57,8 @@ class Candidate:
     referrals_this_month: int
     offer: Offer | None
     accreditations: tuple[Accreditation, ...]
-    hours_to_first_answer: tuple[float, ...] = ()
+    # Over its latest answers to referrals (leads/routing/operations.py); None: none yet.
+    median_hours_to_answer: float | None = None
     # Not for matching: how routing tells the clinic it was chosen.
     email: str | None = None
     webhooks: bool = False
@@ -162,9 +162,9 @@ def accreditation_reason(candidate: Candidate, today: date) -> Reason:
 
 def responsiveness_reason(candidate: Candidate) -> Reason:
     weight = WEIGHTS["responsiveness"]
-    if not candidate.hours_to_first_answer:
+    hours = candidate.median_hours_to_answer
+    if hours is None:
         return Reason("responsiveness", NEUTRAL, weight, "No answers to referrals yet.")
-    hours = median(candidate.hours_to_first_answer)
     value = round(1 / (1 + hours / 24), 4)
     return Reason("responsiveness", value, weight,
                   f"Answers referrals in a median of {hours:.1f} hours.")
