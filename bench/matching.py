@@ -124,15 +124,28 @@ def run(profile: str = "auto") -> dict:
         flask_command(env, "db", "upgrade")
         fill(dsn, rng)
         os.environ.update(env)
+        from sqlalchemy import select
+
+        from leads.catalogue.models import Clinic
         from leads.core.clock import utcnow
         from leads.core.database import db
         from leads.pipeline.models import Lead
         from leads.routing.matching import best_matches
-        from leads.routing.operations import lead_profile, load_candidates
+        from leads.routing.operations import (
+            lead_profile,
+            load_candidates,
+            refresh_responsiveness,
+        )
         from leads.web.app import create_app
 
         app = create_app()
         leads = []
+        with app.app_context():
+            # What the clinics' answers would have left: each one's responsiveness.
+            refresh_responsiveness(list(db.session.scalars(select(Clinic.id))))
+            db.session.commit()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE clinics")  # after that update, as autovacuum would
         with app.app_context():
             treatment_ids = [t for (t,) in db.session.execute(
                 db.text("SELECT id FROM treatments ORDER BY id")).all()]

@@ -3,6 +3,7 @@ sample inquiries and clinics, assertions on HTTP answers, the calls staff and cl
 the real servers (SMTP, Redis, a celery worker) a test may start. Fixtures (conftest.py) use
 these; no test module imports another test module or conftest."""
 
+import contextlib
 import itertools
 import os
 import re
@@ -55,6 +56,27 @@ def create_database(tmp_path_factory) -> tuple[str, callable]:
         admin.dispose()
 
     return str(make_url(SERVER_BASE).set(database=name).render_as_string(hide_password=False)), drop
+
+
+@contextlib.contextmanager
+def app_at_revision(tmp_path_factory, revision: str):
+    """An app on a database of its own, migrated up to `revision` only."""
+    from flask_migrate import upgrade
+
+    from leads.core.database import db
+    from leads.web.app import create_app
+
+    url, drop = create_database(tmp_path_factory)
+    old = create_app(SQLALCHEMY_DATABASE_URI=url)
+    with old.app_context():
+        upgrade(directory=str(ROOT / "migrations"), revision=revision)
+    try:
+        yield old
+    finally:
+        with old.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        drop()
 
 
 # --- samples ---------------------------------------------------------------------------

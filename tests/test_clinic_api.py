@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select
 
-from leads.core.clock import today
+from leads.catalogue.models import Clinic
+from leads.core.clock import today, utcnow
 from leads.core.database import db
 from leads.messaging.models import EmailMessage
 from leads.pipeline.models import Referral
@@ -160,6 +161,27 @@ def test_contact_details_are_shown_only_after_accepting(client, db_session, rout
     assert act(client, other_headers, other_id, "decline", {"reason": "Full."}).status_code == 200
     referral, text = seen(other_headers, other_id)
     assert email not in text and phone not in text
+
+
+def test_each_answer_counts_toward_the_clinics_responsiveness_as_it_is_given(
+        client, db_session, routed):
+    """How fast a clinic answers, which routing weighs for the next leads: its median hours
+    to answer count an acceptance or a decline as it is given; a clinic yet to answer has
+    none."""
+    (accepting, accepted), (declining, declined), (_, unanswered) = clinics_of(routed)
+    clinic_of = {referral_id: clinic_id for clinic_id, referral_id in routed["referrals"].items()}
+
+    def median_hours(referral_id):
+        db_session.expire_all()
+        return db_session.get(Clinic, clinic_of[referral_id]).median_hours_to_answer
+
+    assert [median_hours(r) for r in (accepted, declined, unanswered)] == [None, None, None]
+    assert act(client, accepting, accepted, "accept").status_code == 200
+    assert 0 <= median_hours(accepted) < 0.1
+    assert median_hours(declined) is None
+    assert act(client, declining, declined, "decline", {"reason": "Full."}).status_code == 200
+    assert 0 <= median_hours(declined) < 0.1
+    assert median_hours(unanswered) is None
 
 
 def test_accept_then_quote_moves_the_lead_to_quoted_and_the_patient_sees_it(client, routed):
@@ -326,6 +348,56 @@ def test_the_last_two_declines_at_once_still_send_the_lead_to_review(
     lead = detail(client, routed["coordinator"], routed["lead_id"])
     assert [r["status"] for r in lead["referrals"]] == ["declined"] * 3
     assert lead["status"] == "needs_review"
+
+
+def test_two_answers_from_one_clinic_at_once_both_count_toward_its_responsiveness(
+        app, client, db_session, routed, monkeypatch):
+    """A clinic answers two leads' referrals at the same moment, one sent ten hours ago and
+    one two hours ago: its median hours to answer must count both (six), whichever commits
+    second. Each answer waits for the other after writing its referral, so without a lock
+    on the clinic the second would work the figure out from a snapshot without the first."""
+    import contextlib
+    import threading
+
+    from leads.pipeline import workflow
+
+    if db_session.get_bind().dialect.name != "postgresql":
+        pytest.skip("needs concurrent writers (PostgreSQL)")
+    second_lead = route(app, db_session, submit(client)["reference"])
+    second = dict(db_session.execute(select(Referral.clinic_id, Referral.id)
+                                     .where(Referral.lead_id == second_lead)).all())
+    clinic_id = min(set(routed["referrals"]) & set(second))
+    referral_ids = (routed["referrals"][clinic_id], second[clinic_id])
+    for referral_id, hours in zip(referral_ids, (10, 2), strict=True):
+        db_session.get(Referral, referral_id).created_at = utcnow() - timedelta(hours=hours)
+    db_session.commit()
+    barrier = threading.Barrier(2)
+    record_answer = workflow.record_answer
+
+    def written_then_wait(referral):
+        db.session.flush()
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=2)
+        record_answer(referral)
+
+    monkeypatch.setattr(workflow, "record_answer", written_then_wait)
+    statuses = []
+
+    def accept(referral_id):
+        response = app.test_client().post(f"/api/v1/clinic/referrals/{referral_id}/accept",
+                                          headers=routed["keys"][clinic_id])
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=accept, args=(referral_id,))
+               for referral_id in referral_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert statuses == [200, 200]
+    db_session.expire_all()
+    median = db_session.get(Clinic, clinic_id).median_hours_to_answer
+    assert median == pytest.approx(6, abs=0.01)
 
 
 def test_an_answer_after_the_deadline_is_refused_and_the_sweep_expires_it(

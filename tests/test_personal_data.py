@@ -38,6 +38,7 @@ from tests.helpers import (
     BLIND_INDEX_KEY,
     DATA_KEY,
     ROOT,
+    app_at_revision,
     auth,
     detail,
     inquiry_body,
@@ -529,21 +530,8 @@ def stored_values(connection) -> list:
 @pytest.fixture
 def old_database(app, tmp_path_factory):
     """A database of its own, migrated to revision 0002, and an app on it."""
-    from flask_migrate import upgrade
-
-    from leads.core.database import db
-    from leads.web.app import create_app
-    from tests.helpers import create_database
-
-    url, drop = create_database(tmp_path_factory)
-    old = create_app(SQLALCHEMY_DATABASE_URI=url)
-    with old.app_context():
-        upgrade(directory=str(ROOT / "migrations"), revision="0002")
-    yield old
-    with old.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    drop()
+    with app_at_revision(tmp_path_factory, "0002") as old:
+        yield old
 
 
 def test_the_migration_encrypts_what_was_kept_in_plain_text(old_database):

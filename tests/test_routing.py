@@ -8,13 +8,14 @@ from sqlalchemy import select
 
 from leads.catalogue.models import Clinic, CurrencyRate, Treatment
 from leads.core.clock import utcnow
+from leads.core.database import db
 from leads.core.jobs import Job
 from leads.messaging import mail, outbox
 from leads.messaging.models import EmailMessage, OutboxMessage
 from leads.pipeline.models import Lead, Referral
 from leads.routing import operations as routing
 from leads.webhooks.models import WebhookEndpoint
-from tests.helpers import inquiry_body
+from tests.helpers import ROOT, app_at_revision, inquiry_body
 from tests.helpers import routed_lead as route
 from tests.helpers import submit_reference as submit
 
@@ -213,6 +214,9 @@ def test_a_clinics_responsiveness_is_the_median_of_its_fifty_latest_answers(
              + [(500 - n * 5 + hours, hours) for n, hours in enumerate(latest)])
     answered(db_session, treatment, few, [(90, 5), (60, 7), (40, 8), (30, 10), (10, None)])
     answered(db_session, treatment, silent, [(40, None), (20, None)])
+    with app.app_context():
+        routing.refresh_responsiveness([busy, few, silent])
+        db.session.commit()
     lead = Lead(treatment_id=treatment.id)
     lead.destinations = ["MX"]
     with app.app_context():
@@ -221,3 +225,38 @@ def test_a_clinics_responsiveness_is_the_median_of_its_fifty_latest_answers(
     assert median[busy] == pytest.approx((3.4 + 3.5) / 2, abs=1e-6)
     assert median[few] == pytest.approx(7.5, abs=1e-6)
     assert median[silent] is None
+
+
+def test_the_migration_counts_the_answers_given_before_it(tmp_path_factory):
+    """Revision 0008 works out the responsiveness of clinics that answered before it."""
+    from flask_migrate import upgrade
+    from sqlalchemy import MetaData, Table
+
+    now = utcnow()
+    sent = now - timedelta(hours=10)
+    with app_at_revision(tmp_path_factory, "0007_lead_list_indexes") as old, old.app_context():
+        with db.engine.begin() as connection:
+            table = {name: Table(name, MetaData(), autoload_with=connection)
+                     for name in ("treatments", "clinics", "leads", "referrals")}
+            connection.execute(table["treatments"].insert().values(
+                id=1, slug="knee", name="Knee", specialty="orthopaedics", active=True,
+                created_at=now))
+            connection.execute(table["clinics"].insert(), [
+                {"id": clinic_id, "name": f"Clinic {clinic_id}", "city": "Tijuana",
+                 "country": "MX", "email": f"c{clinic_id}@clinic.example", "languages": [],
+                 "active": True, "monthly_referral_cap": 50, "created_at": now,
+                 "updated_at": now} for clinic_id in (1, 2)])
+            connection.execute(table["leads"].insert(), [
+                {"id": n, "reference": f"MT-M{n:05d}", "status": "routed",
+                 "priority": "normal", "tags": [], "treatment_id": 1, "country": "US",
+                 "consent_data_processing": True, "consent_share_with_clinics": True,
+                 "consent_marketing": False, "source": {}, "created_at": sent,
+                 "updated_at": now} for n in (1, 2, 3, 4)])
+            connection.execute(table["referrals"].insert(), [
+                {"lead_id": n, "clinic_id": clinic_id, "status": "accepted", "score": 0.5,
+                 "reasons": [], "created_at": sent, "updated_at": now,
+                 "responded_at": None if hours is None else sent + timedelta(hours=hours)}
+                for n, clinic_id, hours in ((1, 1, 2), (2, 1, 9), (3, 1, 4), (4, 2, None))])
+        upgrade(directory=str(ROOT / "migrations"))
+        assert db.session.get(Clinic, 1).median_hours_to_answer == pytest.approx(4, abs=1e-6)
+        assert db.session.get(Clinic, 2).median_hours_to_answer is None

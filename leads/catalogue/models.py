@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, ForeignKey, Integer, Numeric, String, Text
+from sqlalchemy import Boolean, Date, Float, ForeignKey, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from leads.core.clock import utcnow
@@ -35,6 +35,10 @@ class Clinic(db.Model):
     languages: Mapped[list] = mapped_column(JSONType, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     monthly_referral_cap: Mapped[int] = mapped_column(Integer, default=50)
+    # The median hours it took to answer its latest referrals, None before its first answer:
+    # kept up to date as it answers (leads/routing/operations.py), so that routing reads
+    # one figure per candidate rather than its answers.
+    median_hours_to_answer: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

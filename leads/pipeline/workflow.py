@@ -32,6 +32,7 @@ from leads.pipeline.timeline import (
 from leads.routing.operations import (
     eligible_clinics,
     is_overdue,
+    record_answer,
     refer,
     review_if_nothing_open,
     send_to_review,
@@ -204,6 +205,7 @@ def _answer(referral: Referral, target: str, **data) -> None:
     change_referral_status(referral, target, clinic_actor(referral), **data)
     if referral.responded_at is None:
         referral.responded_at = utcnow()
+        record_answer(referral)
 
 
 def accept_referral(referral: Referral) -> None:

@@ -4,7 +4,7 @@ chooses, and tell everyone who must know. Called by the worker and by the rerout
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import ScalarSelect, func, null, or_, select
+from sqlalchemy import ScalarSelect, func, null, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from leads.catalogue.models import Accreditation, Clinic, ClinicTreatment, CurrencyRate
@@ -37,8 +37,7 @@ def _median_hours_to_answer() -> ScalarSelect:
     """Correlated to the clinic: the median of the hours from referral to answer over its
     ANSWER_HISTORY latest answers, NULL before its first. Worked out by the database, which
     reads those answers backwards from the index on (clinic_id, responded_at, created_at)
-    and no older one, so a clinic's years of answers cost nothing and only the figure
-    comes back."""
+    and no older one, so a clinic's years of answers cost nothing."""
     latest = (select(hours_between(Referral.created_at, Referral.responded_at).label("hours"))
               .where(Referral.clinic_id == Clinic.id, Referral.responded_at.is_not(None))
               .order_by(Referral.responded_at.desc())
@@ -54,14 +53,34 @@ def _median_hours_to_answer() -> ScalarSelect:
     return select(func.avg(ranked.c.hours)).where(middle).scalar_subquery()
 
 
+def refresh_responsiveness(clinic_ids: list[int]) -> None:
+    """Work out these clinics' `median_hours_to_answer` again from their latest answers."""
+    # A figure of its answers, not an edit of the clinic: `updated_at` stays as it was.
+    db.session.execute(update(Clinic).where(Clinic.id.in_(clinic_ids))
+                       .values(median_hours_to_answer=_median_hours_to_answer(),
+                               updated_at=Clinic.updated_at))
+
+
+def record_answer(referral: Referral) -> None:
+    """The clinic answered this referral: its responsiveness counts the answer. The clinic's
+    row is locked first, so that of two answers committed at once the later one's figure is
+    worked out from a snapshot that holds the other (READ COMMITTED takes a snapshot per
+    statement). FOR NO KEY UPDATE, as the UPDATE itself takes: an answer's own writes that
+    refer to the clinic hold a key-share lock on its row, which FOR UPDATE would wait for,
+    and two answers would each wait for the other."""
+    db.session.execute(select(Clinic.id).where(Clinic.id == referral.clinic_id)
+                       .with_for_update(key_share=True))
+    refresh_responsiveness([referral.clinic_id])
+
+
 def load_candidates(lead: Lead, skip_clinic_ids: set[int],
                     now: datetime) -> tuple[list[matching.Candidate], dict[str, Decimal]]:
     """Clinics that offer the lead's treatment, as the matching engine sees them, and the
     USD rates of their prices' currencies and of the lead's budget. Plain columns, not ORM
     objects: building a clinic's object graph cost most of a match."""
     # In the same statement, each a round trip of its own before: each candidate's referrals
-    # this month (by the index on (clinic_id, created_at)), how fast it answers, the rates,
-    # whether the clinic has a webhook to tell and its address to mail.
+    # this month (by the index on (clinic_id, created_at)), the rates, whether the clinic
+    # has a webhook to tell and its address to mail.
     this_month = (select(func.count()).where(Referral.clinic_id == Clinic.id,
                                              Referral.created_at >= month_start(now))
                   .correlate(Clinic).scalar_subquery())
@@ -75,8 +94,7 @@ def load_candidates(lead: Lead, skip_clinic_ids: set[int],
                ClinicTreatment.price_max, ClinicTreatment.currency,
                this_month.label("referrals_this_month"),
                CurrencyRate.usd_per_unit.label("price_rate"), budget_rate.label("budget_rate"),
-               has_webhooks.label("webhooks"),
-               _median_hours_to_answer().label("median_hours_to_answer"))
+               has_webhooks.label("webhooks"), Clinic.median_hours_to_answer)
         .join(ClinicTreatment, ClinicTreatment.clinic_id == Clinic.id)
         .outerjoin(CurrencyRate, CurrencyRate.currency == ClinicTreatment.currency)
         .where(ClinicTreatment.treatment_id == lead.treatment_id, Clinic.active)
