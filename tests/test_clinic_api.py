@@ -176,12 +176,15 @@ def test_each_answer_counts_toward_the_clinics_responsiveness_as_it_is_given(
         return db_session.get(Clinic, clinic_of[referral_id]).median_hours_to_answer
 
     assert [median_hours(r) for r in (accepted, declined, unanswered)] == [None, None, None]
+    edited = db_session.get(Clinic, clinic_of[accepted]).updated_at
     assert act(client, accepting, accepted, "accept").status_code == 200
     assert 0 <= median_hours(accepted) < 0.1
     assert median_hours(declined) is None
     assert act(client, declining, declined, "decline", {"reason": "Full."}).status_code == 200
     assert 0 <= median_hours(declined) < 0.1
     assert median_hours(unanswered) is None
+    # A figure of its answers, not an edit of the clinic.
+    assert db_session.get(Clinic, clinic_of[accepted]).updated_at == edited
 
 
 def test_accept_then_quote_moves_the_lead_to_quoted_and_the_patient_sees_it(client, routed):

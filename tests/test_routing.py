@@ -228,11 +228,16 @@ def test_a_clinics_responsiveness_is_the_median_of_its_fifty_latest_answers(
 
 
 def test_the_migration_counts_the_answers_given_before_it(tmp_path_factory):
-    """Revision 0008 works out the responsiveness of clinics that answered before it."""
+    """Revision 0008 works out the responsiveness of clinics that answered before it, as the
+    app does: clinic 1 answered three times (the middle one counts), clinic 2 never, clinic
+    3 twice slowly long ago and then fifty times (the mean of the middle two of those)."""
     from flask_migrate import upgrade
     from sqlalchemy import MetaData, Table
 
     now = utcnow()
+    # (clinic, hours sent before the others, hours to answer)
+    answers = [(1, 0, 2), (1, 0, 9), (1, 0, 4), (2, 0, None), (3, 400, 300), (3, 399, 300),
+               *((3, 50 - n, 1 + n / 10) for n in range(50))]
     sent = now - timedelta(hours=10)
     with app_at_revision(tmp_path_factory, "0007_lead_list_indexes") as old, old.app_context():
         with db.engine.begin() as connection:
@@ -245,18 +250,21 @@ def test_the_migration_counts_the_answers_given_before_it(tmp_path_factory):
                 {"id": clinic_id, "name": f"Clinic {clinic_id}", "city": "Tijuana",
                  "country": "MX", "email": f"c{clinic_id}@clinic.example", "languages": [],
                  "active": True, "monthly_referral_cap": 50, "created_at": now,
-                 "updated_at": now} for clinic_id in (1, 2)])
+                 "updated_at": now} for clinic_id in (1, 2, 3)])
             connection.execute(table["leads"].insert(), [
                 {"id": n, "reference": f"MT-M{n:05d}", "status": "routed",
                  "priority": "normal", "tags": [], "treatment_id": 1, "country": "US",
                  "consent_data_processing": True, "consent_share_with_clinics": True,
                  "consent_marketing": False, "source": {}, "created_at": sent,
-                 "updated_at": now} for n in (1, 2, 3, 4)])
+                 "updated_at": now} for n in range(1, len(answers) + 1)])
             connection.execute(table["referrals"].insert(), [
                 {"lead_id": n, "clinic_id": clinic_id, "status": "accepted", "score": 0.5,
-                 "reasons": [], "created_at": sent, "updated_at": now,
-                 "responded_at": None if hours is None else sent + timedelta(hours=hours)}
-                for n, clinic_id, hours in ((1, 1, 2), (2, 1, 9), (3, 1, 4), (4, 2, None))])
+                 "reasons": [], "created_at": sent - timedelta(hours=before),
+                 "updated_at": now, "responded_at": None if hours is None
+                 else sent - timedelta(hours=before - hours)}
+                for n, (clinic_id, before, hours) in enumerate(answers, start=1)])
         upgrade(directory=str(ROOT / "migrations"))
         assert db.session.get(Clinic, 1).median_hours_to_answer == pytest.approx(4, abs=1e-6)
         assert db.session.get(Clinic, 2).median_hours_to_answer is None
+        assert db.session.get(Clinic, 3).median_hours_to_answer == pytest.approx(
+            (3.4 + 3.5) / 2, abs=1e-6)

@@ -65,8 +65,8 @@ class hours_between(FunctionElement):  # noqa: N801  (used as SQL functions are,
     inherit_cache = True
 
 
-@compiles(hours_between, "postgresql")
-def _hours_between_postgresql(element, compiler, **kw):
+@compiles(hours_between)  # PostgreSQL's, and any other dialect's (a statement printed)
+def _hours_between_by_epoch(element, compiler, **kw):
     start, end = (compiler.process(argument, **kw) for argument in element.clauses)
     return f"CAST(EXTRACT(EPOCH FROM ({end} - {start})) AS DOUBLE PRECISION) / 3600"
 
