@@ -145,8 +145,9 @@ class Config:
         self.SIGN_IN_RATE_LIMIT = env("SIGN_IN_RATE_LIMIT", "10 per minute")
         # Page sessions (CONTRACT §9): signed with SECRET_KEY, kept from scripts, sent on
         # top-level navigation from elsewhere (a mailed link) but not on cross-site posts.
-        # Secure in production is set by Talisman (leads/web/security.py).
+        # Secure in production: sent over HTTPS only.
         self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SECURE = self.APP_ENV == "production"
         self.SESSION_COOKIE_SAMESITE = "Lax"
         # Every answer says Referrer-Policy: no-referrer, so the browser sends no Referer to
         # check over HTTPS: the CSRF token and SameSite guard the forms.

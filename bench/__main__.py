@@ -186,7 +186,7 @@ def main() -> None:
         run_id = str(int(time.time()))
         results = {}
         if "intake" in parts:
-            print(f"bench: intake (about 1 minute; load average {load_before})", flush=True)
+            print(f"bench: intake (about 90 s; load average {load_before})", flush=True)
             results["intake"] = intake.run(run_id)
         if "end_to_end" in parts:
             print("bench: end to end (2 to 3 minutes)", flush=True)

@@ -18,11 +18,14 @@ from bench.support import (
 )
 from config import new_data_key
 
-SECONDS = 15
+HALF_RATE_SECONDS = 15
 # The app and the floor take turns, a slice each, so that both see the same drift of this
 # host's speed, which moved by half within a minute (bench/RESULTS.md, "Intake and mail,
-# 2026-12-07").
-SLICES = 3
+# 2026-12-07"). One slice's ratio to the next moves by up to 0.3 on its own; six slices a
+# side (since 2026-12-08; three before) make the mean's own spread about 0.7 of what three
+# gave (1/sqrt 2), for 30 s more per run.
+SLICES = 6
+SLICE_SECONDS = 5
 CONNECTIONS = 8
 PROFILE_SECONDS = 10
 PATH = "/api/v1/inquiries"
@@ -49,8 +52,8 @@ def run(run_id: str) -> dict:
         floor = gunicorn(running, "intake-floor", "bench.floor:app", floor_env(dsn, env)) + PATH
         for url in (app, floor):  # warm both: imports, connections, caches
             wrk(url, 3, CONNECTIONS, f"{run_id}w")
-        turns = [(wrk(app, SECONDS // SLICES, CONNECTIONS, f"{run_id}a{turn}"),
-                  wrk(floor, SECONDS // SLICES, CONNECTIONS, f"{run_id}f{turn}"))
+        turns = [(wrk(app, SLICE_SECONDS, CONNECTIONS, f"{run_id}a{turn}"),
+                  wrk(floor, SLICE_SECONDS, CONNECTIONS, f"{run_id}f{turn}"))
                  for turn in range(SLICES)]
         measured, baseline = (combined([pair[side] for pair in turns]) for side in (0, 1))
         # Half the top rate: each connection waits between requests so that together they
@@ -58,7 +61,7 @@ def run(run_id: str) -> dict:
         # each request itself takes).
         target = measured["rps"] / 2
         pause = CONNECTIONS * 1000 / target * 0.9
-        half = wrk(app, SECONDS, CONNECTIONS, f"{run_id}h", delay_ms=pause)
+        half = wrk(app, HALF_RATE_SECONDS, CONNECTIONS, f"{run_id}h", delay_ms=pause)
     return {"app": measured, "floor": baseline, "half": half, "half_target": round(target, 1),
             "ratio": measured["rps"] / baseline["rps"],
             "turn_ratios": [round(app_turn["rps"] / floor_turn["rps"], 2)

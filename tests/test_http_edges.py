@@ -154,6 +154,7 @@ def test_amounts_are_bounded_as_documented_and_kept_to_their_places():
 def assert_security_headers(response, *, html: bool = False):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Frame-Options"] == "DENY"
     if html:
         policy = response.headers["Content-Security-Policy"]
         directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))

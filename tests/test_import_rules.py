@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMEWORKS = ("flask", "celery", "webargs", "flask_smorest", "flask_limiter", "flask_cors",
-              "flask_talisman", "flask_wtf", "flask_babel", "wtforms", "werkzeug")
+              "flask_wtf", "flask_babel", "wtforms", "werkzeug")
 
 
 def module_name(path: Path) -> str:

@@ -4,10 +4,13 @@ as pages, the language of a page, the catalogues."""
 
 from pathlib import Path
 
+import flask
 import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
+from flask.sessions import NullSession
 
+from leads.web.guards import SESSION_KEY
 from tests.helpers import ROOT, cli, csrf_token_of, page_sign_in
 
 TRANSLATIONS = ROOT / "leads" / "web" / "translations"
@@ -136,6 +139,15 @@ def test_the_api_never_takes_the_page_session(client, staff):
     assert client.post("/api/v1/treatments", headers=staff["admin"], json={
         "slug": "dental-implants", "name": "Dental implants",
         "specialty": "dentistry"}).status_code == 201
+
+
+def test_an_api_request_opens_no_page_session(client, staff):
+    page_sign_in(client, "/console", secret_of(staff["admin"]))
+    with client:  # keeps each request's context to look into
+        client.get("/console/users")
+        assert flask.session.get(SESSION_KEY)
+        client.get("/api/v1/leads", headers=staff["admin"])
+        assert isinstance(flask.session, NullSession)
 
 
 def test_a_revoked_key_ends_the_clinic_session_at_once(client, staff, clinic_key):

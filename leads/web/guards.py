@@ -14,6 +14,7 @@ redirects (303) to its sign-in page; with the wrong role it answers 403 (an HTML
 from enum import StrEnum
 
 from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from webargs.flaskparser import abort
 
 from leads.accounts.models import User
@@ -112,6 +113,19 @@ def current_clinic() -> Clinic | None:
     return g.clinic
 
 
+API_PREFIX = "/api/"
+
+
+class PageSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, for the pages only: an API request is never read as
+    signed in by a cookie, so none is opened for it (nor a cookie ever set by it)."""
+
+    def open_session(self, app, request):
+        if request.path.startswith(API_PREFIX):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 def sign_in(kind: SignedIn, credential_id: int) -> None:
     """Start a page session for the credential (a `ClinicApiKey` or `StaffToken` id). The old
     session is dropped first, its CSRF token with it, so nothing planted before the sign-in
@@ -193,4 +207,5 @@ def register_guards(app: Flask) -> None:
     missing = undeclared_routes(app)
     if missing:
         raise RuntimeError(f"routes that declare no audience (leads/web/guards.py): {missing}")
+    app.session_interface = PageSessions()
     app.before_request(enforce_declared_access)
